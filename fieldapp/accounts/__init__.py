@@ -1,0 +1,1 @@
+"""Accounts: logging in and out, people, teams, sites and devices."""

@@ -1,0 +1,1 @@
+"""Guard duty: posts, checkpoints, patrol plans, the roster, and what guards record on shift."""

@@ -1,0 +1,1 @@
+"""The app shell: home screen per role, manifest, service worker, offline page, health check."""

@@ -1,0 +1,81 @@
+"""Migrations build the schema the models describe, on SQLite and PostgreSQL alike."""
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from flask_migrate import downgrade, upgrade
+
+from fieldapp.demo import USERS, seed_demo
+from fieldapp.extensions import db
+from fieldapp.models import Organisation, Site, Team, User
+
+
+def test_migrations_match_the_models(app):
+    with db.engine.connect() as conn:
+        # Tables of the test-only record types (tests/sync_types.py) are not the app's.
+        context = MigrationContext.configure(
+            conn,
+            opts={
+                "compare_type": True,
+                "include_name": lambda name, kind, parent: (
+                    not (kind == "table" and name.startswith("test_"))
+                ),
+            },
+        )
+        differences = compare_metadata(context, db.metadata)
+    assert differences == []
+
+
+def test_migrations_run_down_to_empty_and_back_up(app):
+    downgrade(revision="base")
+    with db.engine.connect() as conn:
+        tables = {t for t in db.inspect(conn).get_table_names() if not t.startswith("test_")}
+    assert tables == {"alembic_version"}
+    upgrade(revision="heads")
+    with db.engine.connect() as conn:
+        assert {"user", "team", "site", "device"} <= set(db.inspect(conn).get_table_names())
+
+
+def test_seed_demo_is_idempotent(app):
+    seed_demo()
+    counts = [
+        db.session.scalar(db.select(db.func.count()).select_from(model))
+        for model in (Organisation, User, Team, Site)
+    ]
+    seed_demo()
+    again = [
+        db.session.scalar(db.select(db.func.count()).select_from(model))
+        for model in (Organisation, User, Team, Site)
+    ]
+    assert counts == again == [1, len(USERS), 3, 7]
+
+
+def test_times_are_stored_in_utc_and_read_back_aware(app):
+    seed_demo()
+    org = db.session.scalar(db.select(Organisation))
+    db.session.expire_all()
+    created = db.session.get(Organisation, org.id).created_at
+    assert created.tzinfo is not None and created.utcoffset().total_seconds() == 0
+
+
+def test_field_evidence_is_append_only(app):
+    """Proofs, scans, handovers and timeline steps refuse updates and deletes in the ORM."""
+    from sqlalchemy import event
+
+    from fieldapp.complaints.models import ComplaintEvent
+    from fieldapp.deliveries.models import CashHandover, ProofOfDelivery, Refusal
+    from fieldapp.models.facts import _refuse_change
+    from fieldapp.patrols.models import CheckpointScan, Handover, SpotCheck
+    from fieldapp.visits.models import VisitReport
+
+    for model in (
+        ProofOfDelivery,
+        Refusal,
+        CashHandover,
+        CheckpointScan,
+        Handover,
+        SpotCheck,
+        VisitReport,
+        ComplaintEvent,
+    ):
+        for action in ("before_update", "before_delete"):
+            assert event.contains(model, action, _refuse_change), (model.__name__, action)

@@ -1,0 +1,144 @@
+"""Photos and signatures: resumable, content-addressed uploads checked by their bytes."""
+
+import hashlib
+import io
+
+import pytest
+from PIL import Image
+
+from fieldapp.extensions import db
+from fieldapp.sync.models import StoredFile
+from tests.integration.test_sync_engine import PHONE, Phone, note
+
+
+def jpeg(size=(800, 600), colour=(200, 30, 30)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, "JPEG", quality=95)
+    return buffer.getvalue()
+
+
+class Uploader:
+    def __init__(self, client):
+        self.client = client
+
+    def begin(self, data: bytes, content_type="image/jpeg", sha=None):
+        sha = sha or hashlib.sha256(data).hexdigest()
+        return sha, self.client.raw.post(
+            f"/api/sync/files/{sha}",
+            json={"size": len(data), "content_type": content_type},
+            headers={"X-CSRFToken": self.client.token, "Accept-Language": "en"},
+        )
+
+    def send(self, sha, offset, piece):
+        return self.client.raw.patch(
+            f"/api/sync/files/{sha}",
+            data=piece,
+            headers={
+                "X-CSRFToken": self.client.token,
+                "Upload-Offset": str(offset),
+                "Accept-Language": "en",
+            },
+        )
+
+
+@pytest.fixture
+def courier(login):
+    return login("courier1", device_id=PHONE)
+
+
+def test_an_interrupted_upload_resumes_where_it_stopped(courier):
+    data = jpeg()
+    up = Uploader(courier)
+    sha, started = up.begin(data)
+    assert started.json == {"sha256": sha, "size": len(data), "offset": 0, "complete": False}
+    half = len(data) // 2
+    assert up.send(sha, 0, data[:half]).json["offset"] == half
+    # The phone lost the answer and retries from 0: told where to go on instead.
+    stale = up.send(sha, 0, data[:half])
+    assert stale.status_code == 409 and stale.headers["Upload-Offset"] == str(half)
+    # After a restart the phone asks how far it got, then finishes.
+    head = courier.raw.head(f"/api/sync/files/{sha}")
+    assert head.headers["Upload-Offset"] == str(half)
+    done = up.send(sha, half, data[half:])
+    assert done.json["complete"] is True
+    assert courier.raw.get(f"/api/sync/files/{sha}").data == data
+    # Announcing it again (a second record with the same photo) changes nothing.
+    assert up.begin(data)[1].json["complete"] is True
+
+
+def test_a_record_shows_its_photo_pending_until_the_file_lands(courier):
+    data = jpeg(colour=(10, 120, 10))
+    sha = hashlib.sha256(data).hexdigest()
+    phone = Phone(courier, PHONE)
+    result = phone.push([note(1, photo=sha)]).json["results"][0]
+    assert result["status"] == "applied", result
+    assert result["files_missing"] == [sha]
+    up = Uploader(courier)
+    up.begin(data)
+    up.send(sha, 0, data)
+    again = phone.push([note(2, photo=sha)]).json["results"][0]
+    assert "files_missing" not in again
+
+
+def test_damaged_bytes_are_refused_and_the_upload_starts_over(courier):
+    data = jpeg()
+    up = Uploader(courier)
+    sha, _ = up.begin(data)
+    damaged = data[:-10] + b"0123456789"
+    response = up.send(sha, 0, damaged)
+    assert response.status_code == 422 and response.json["error"] == "hash_mismatch"
+    assert db.session.get(StoredFile, sha).received == 0
+    assert up.send(sha, 0, data).json["complete"] is True
+
+
+def test_a_file_is_judged_by_its_content_not_its_declared_type(courier):
+    text = b"<?php system($_GET['x']); ?> not a photo at all"
+    up = Uploader(courier)
+    sha, _ = up.begin(text, content_type="image/jpeg")
+    response = up.send(sha, 0, text)
+    assert response.status_code == 415 and response.json["error"] == "not_an_image"
+    assert not db.session.get(StoredFile, sha).complete
+    _, refused = up.begin(text, content_type="application/x-php")
+    assert refused.status_code == 415
+
+
+def test_size_limits_and_bad_references(courier):
+    up = Uploader(courier)
+    sha = "a" * 64
+    up.begin(b"x" * 10, sha=sha)
+    too_big = courier.raw.post(
+        f"/api/sync/files/{'b' * 64}",
+        json={"size": 50 * 1024 * 1024, "content_type": "image/jpeg"},
+        headers={"X-CSRFToken": courier.token},
+    )
+    assert too_big.status_code == 413
+    overflow = up.send(sha, 0, b"x" * 11)
+    assert overflow.status_code == 413
+    assert courier.raw.head("/api/sync/files/..%2F..%2Fsecret_key").status_code in (400, 404)
+    assert courier.raw.get("/api/sync/files/not-a-hash").status_code == 400
+
+
+def test_another_organisations_user_cannot_read_a_file(courier, login):
+    from fieldapp.models import Organisation, Role, User
+
+    data = jpeg(colour=(1, 2, 3))
+    up = Uploader(courier)
+    sha, _ = up.begin(data)
+    up.send(sha, 0, data)
+    other_org = Organisation(code="OTHER", name="别的公司")
+    db.session.add(other_org)
+    db.session.flush()
+    stranger = User(
+        org_id=other_org.id, username="stranger", display_name="外人", role=Role.SUPERVISOR
+    )
+    stranger.set_password("demo-2026")
+    db.session.add(stranger)
+    db.session.commit()
+    assert login("stranger").raw.get(f"/api/sync/files/{sha}").status_code == 404
+    assert login("supervisor").raw.get(f"/api/sync/files/{sha}").status_code == 200
+
+
+def test_a_signature_reference_must_be_a_sha256(courier):
+    phone = Phone(courier, PHONE)
+    result = phone.push([note(1, signature="../../etc/passwd")]).json["results"][0]
+    assert result["status"] == "rejected" and "signature" in result["fields"]

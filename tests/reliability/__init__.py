@@ -1,0 +1,1 @@
+"""Fault campaigns: the real server, real sockets, and faults injected while phones sync."""
