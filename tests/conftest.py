@@ -76,6 +76,9 @@ def app(database_url):
     config = {
         "SQLALCHEMY_DATABASE_URI": database_url,
         "TESTING": True,
+        # Tests run the rule clock by hand at the times they choose. A clock ticking at wall-clock
+        # time would write alarms into the shared session database under later tests.
+        "RULE_CLOCK_INTERVAL": 0,
         "EXTRA_MODULES": ["tests.sync_types"],
     }
     served = create_app(config)
@@ -94,6 +97,7 @@ def _quiesce(app) -> None:
     """Let the app's background push work finish before its tables are emptied under it."""
     state = app.extensions.get("fieldapp.push", {})
     queue = state.get("queue")
+    assert not getattr(queue, "_recurring", None), "a test left the rule clock running"
     if queue is not None and hasattr(queue, "wait_idle"):
         queue.wait_idle(timeout=15)
     executor = state.get("executor")
