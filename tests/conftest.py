@@ -110,7 +110,7 @@ def _empty_all_tables():
 
     tables = db.metadata.sorted_tables + test_metadata.sorted_tables
     if db.engine.dialect.name == "postgresql":
-        _truncate(tables)
+        _empty_postgres(tables)
         return
     with db.engine.begin() as conn:
         # Teams and users point at each other; checks are off for this connection only.
@@ -118,6 +118,28 @@ def _empty_all_tables():
         for table in tables:
             conn.execute(table.delete())
         conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+
+
+def _empty_postgres(tables) -> None:
+    """DELETE the few rows a test made: about 20 times faster than a TRUNCATE of 60 tables,
+    which replaces every table's files (a second per test, a quarter of the suite's time).
+
+    Teams and users point at each other, so foreign keys are not checked while emptying
+    (``session_replication_role``, which needs a superuser; otherwise TRUNCATE does it).
+    Sequences go on counting: no test may rely on the ids a row gets.
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        with db.engine.begin() as conn:
+            conn.execute(text("SET LOCAL session_replication_role = replica"))
+            conn.execute(text("SET LOCAL lock_timeout = '20s'"))
+            for table in reversed(tables):
+                conn.execute(table.delete())
+    except DBAPIError as error:
+        if "permission denied" not in str(error) and "must be superuser" not in str(error):
+            raise
+        _truncate(tables)
 
 
 def _truncate(tables, tries: int = 4) -> None:
