@@ -107,7 +107,13 @@ def openapi_document() -> dict:
                         {
                             "name": "oldest_pending",
                             "in": "query",
-                            "schema": {"type": "string", "format": "date-time"},
+                            # empty when nothing waits on the phone
+                            "schema": {
+                                "anyOf": [
+                                    {"type": "string", "format": "date-time"},
+                                    {"type": "string", "maxLength": 0},
+                                ]
+                            },
                         },
                     ],
                     "responses": {

@@ -90,8 +90,9 @@ def pull():
         return error_response(
             400, _("Unknown parameter: %(name)s.", name=", ".join(sorted(unknown))), "invalid"
         )
-    cursor = _whole_number(request.args.get("cursor") or "0")
-    pending = request.args.get("pending") or None
+    # Present but empty is not a number: only oldest_pending may be empty (nothing waiting).
+    cursor = _whole_number(request.args.get("cursor", "0"))
+    pending = request.args.get("pending")
     oldest = request.args.get("oldest_pending") or None
     if cursor is None:
         return error_response(400, _("The sync position is not a number."), "bad_cursor")
@@ -119,8 +120,15 @@ def _whole_number(value: str) -> int | None:
     return int(value)
 
 
+# RFC 3339, as the phone's Date.toISOString() writes it; fromisoformat alone would also take a
+# bare date or a space for the "T", which the API document does not allow.
+RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})", re.ASCII
+)
+
+
 def _parse_time(value: str | None):
-    if not value:
+    if not value or not RFC3339.fullmatch(value):
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
