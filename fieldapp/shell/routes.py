@@ -1,6 +1,7 @@
 """The pages every user sees: the role's home, and what makes the app installable offline."""
 
 import json
+import re
 from pathlib import Path
 
 from flask import (
@@ -24,6 +25,10 @@ from fieldapp.shell.pwa import shell_assets
 bp = Blueprint("shell", __name__)
 
 THEME_COLOUR = "#0b5cad"
+
+# ``import … from "./sender.js"`` in static/js/sw.js: served from the site root, the worker
+# would look for /sender.js. Its relative imports name the modules next to it in static/js.
+RELATIVE_IMPORT = re.compile(r"""(\bfrom\s*["'])\./""")
 
 
 @bp.get("/")
@@ -90,6 +95,8 @@ def service_worker():
     urls, version = shell_assets(current_app.static_folder, current_app.config["RELEASE"])
     precache = ["/offline", "/manifest.webmanifest", *urls]
     source = Path(current_app.static_folder, "js", "sw.js").read_text(encoding="utf-8")
+    # A module worker: its imports come from this release's versioned (and precached) URLs.
+    source = RELATIVE_IMPORT.sub(rf"\g<1>/static/v/{version}/js/", source)
     prelude = f"const VERSION = {json.dumps(version)};\nconst PRECACHE = {json.dumps(precache)};\n"
     response = Response(prelude + source, mimetype="text/javascript")
     # The browser must always ask for a new worker; the files it caches carry the version.

@@ -126,6 +126,7 @@ export async function prune(deviceId) {
 
 export async function getMeta(key) { return (await database()).get("meta", key); }
 export async function setMeta(key, value) { return (await database()).put("meta", value, key); }
+export async function deleteMeta(key) { return (await database()).delete("meta", key); }
 
 export async function storeRecords(changes) {
   const db = await database();

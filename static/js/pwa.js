@@ -25,7 +25,8 @@ function offerUpdate(worker) {
 
 export async function registerServiceWorker() {
   if (!("serviceWorker" in navigator)) return null;
-  const registration = await navigator.serviceWorker.register("/sw.js", { scope: "/" });
+  // A module worker: it imports the outbox sender (sender.js) the pages use.
+  const registration = await navigator.serviceWorker.register("/sw.js", { scope: "/", type: "module" });
   // A page that was loading while the first worker activated can miss its clients.claim()
   // (Chromium races the two); ask the worker to claim it again, so this page is served offline.
   navigator.serviceWorker.ready.then((ready) => {

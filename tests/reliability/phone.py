@@ -1,4 +1,4 @@
-"""A simulated phone: an outbox sent the way static/js/sync.js sends it, over real HTTP.
+"""A simulated phone: an outbox sent the way static/js/sender.js sends it, over real HTTP.
 
 Every record is stored in the outbox before anything is sent. A mutation keeps its ``id``,
 ``seq`` and content once sent; any answer but 200, or no answer at all, means nothing is
@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import requests
 
 PASSWORD = "demo-2026"
-BATCH = 100  # as static/js/sync.js
+BATCH = 100  # as static/js/sender.js
 MAX_BATCH = 500  # what the server accepts in one push
 TIMEOUT = (3.0, 4.0)  # connect, read: a phone on a bad network gives up after a few seconds
 UNSENT = ("pending", "sending")
@@ -237,7 +237,7 @@ class Phone:
                 self.history[mutation["id"]].append(event)
 
     def _take_answer(self, queue: list[dict], answer: dict) -> None:
-        """What sync.js does with the results: mark sent, keep, or renumber."""
+        """What sender.js does with the results: mark sent, keep, or renumber."""
         by_id = {r["id"]: r for r in answer["results"]}
         renumber = False
         with self._data:
@@ -287,7 +287,7 @@ class Phone:
             self.tally.add("pulls")
             if response.status_code != 200:
                 self.tally.add(f"pull_http_{response.status_code}")
-                return  # as sync.js: the records are safe; the next flush pulls again
+                return  # as sender.js: the records are safe; the next flush pulls again
             answer = response.json()
             self.cursor = answer["cursor"]
             self.device_seq = answer["device_seq"]
