@@ -357,6 +357,10 @@ def approve(
     """The office approves a proposal: the default amount and points of KPI-07/KPI-10 for the
     person's offence number under the rule; within a range (KPI-07 T1) the office may choose."""
     proposal = _answer(user, entry_id, LedgerKind.APPROVAL)
+    # Two office clerks approving two offences of one person at once must not both count the
+    # same prior offences: the person's row is locked until this approval is committed
+    # (SQLite serialises writers anyway).
+    db.session.execute(db.select(User.id).where(User.id == proposal.person_id).with_for_update())
     prior = prior_offences(user.org_id, proposal.person_id, proposal.rule_code)
     penalty = kpi.penalty_for(proposal.rule_code, prior, units=proposal.units)
     amount = penalty.amount_fen

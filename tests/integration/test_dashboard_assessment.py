@@ -7,6 +7,7 @@ corrections, the payroll export, admin weights, and team scoping.
 import csv
 import io
 import re
+import threading
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
@@ -264,6 +265,44 @@ def test_the_repeat_counter_voids_and_the_payroll_export(october, log_in):  # no
         ["2026-10", "couriera", "李师傅", "甲配送组", "1", "80.00", "0"],
         ["2026-10", "guarda", "赵保安", "甲保安队", "2", "50.00", "0"],
     ]
+
+
+def test_two_approvals_at_once_get_consecutive_offence_numbers(october, log_in):  # noqa: F811
+    """Another clerk's approval of the same person is still open: this one waits for it and
+    counts it as a prior offence, instead of both becoming offence number 1."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time; the row lock is PostgreSQL's")
+    from fieldapp.dashboard import assessment
+    from fieldapp.models import User
+
+    w = october
+    supa, admin = log_in("supa"), log_in("admin")
+    guard = w.id("guarda")
+    for day in ("2026-10-05", "2026-10-06"):
+        propose(supa, guard, "KPI-10g-guard", day=day, evidence="/patrols/sites/1")
+    first, second = proposals(guard)
+    admin.get("/dashboard/penalties?month=2026-10")
+
+    # The other clerk, in this session's transaction: the guard's row locked, not committed.
+    db.session.execute(db.select(User.id).where(User.id == guard).with_for_update())
+    answers = []
+    request = threading.Thread(
+        target=lambda: answers.append(admin.post(f"/dashboard/penalties/{first.id}/approve", {}))
+    )
+    request.start()
+    request.join(timeout=1.5)
+    assert request.is_alive(), "the approval did not wait for the open one"
+    assessment.approve(db.session.get(User, w.id("admin")), second.id)  # commits
+    request.join(timeout=30)
+    assert answers and answers[0].status_code == 302
+    db.session.expire_all()
+    numbers = {
+        p.id: db.session.scalar(
+            db.select(PenaltyEntry.offence_number).where(PenaltyEntry.refers_to_id == p.id)
+        )
+        for p in (first, second)
+    }
+    assert numbers == {second.id: 1, first.id: 2}
 
 
 def test_the_office_sets_the_weights(october, log_in):  # noqa: F811
