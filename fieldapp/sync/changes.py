@@ -1,23 +1,19 @@
 """The change feed: what a phone must learn about, in a sequence it can resume from."""
 
-from datetime import timedelta
-
 from sqlalchemy import or_
 
 from fieldapp.access import supervised_team_ids
 from fieldapp.extensions import db
-from fieldapp.models import Role, User, utcnow
+from fieldapp.models import Role, User
 from fieldapp.sync.models import Change
 
 PULL_LIMIT = 500
-# A change's sequence number is taken when it is inserted but becomes visible when its
-# transaction commits, so a lower number can appear after a higher one was read. The cursor
-# only moves past changes older than this; newer ones are sent again on the next pull, which
-# the phone treats as the same upsert. It must outlast any transaction that publishes: web
-# requests are cut at gunicorn's --timeout (30 s, docs/deploy.md); a transaction held open
-# longer than this (a stuck lock) can still leave a phone without that change until its next
-# day pack. (SQLite has one writer at a time, so there commit order is sequence order.)
-SETTLE = timedelta(seconds=60)
+# The cursor is a change's place in the feed, ``Change.pos``, numbered when its transaction
+# commits and in commit order (a database trigger, see ``Change``): once a pull sees a number,
+# every lower number is already visible or never will be, so the cursor moves straight to the
+# last change it sends, however long another publishing transaction stays open. (On PostgreSQL
+# the trigger holds an advisory lock from its first number to the end of the commit, so
+# publishing commits queue one behind the other there; see migration 7f28ae2e5d66.)
 
 # Domains add what today's work needs offline: name -> fn(user) -> JSON-able data, and
 # fn(user) -> list of page URLs the service worker should keep.
@@ -64,15 +60,15 @@ def pull(user: User, cursor: int, limit: int = PULL_LIMIT) -> tuple[list[dict], 
     """Changes after ``cursor`` for ``user``: (changes, new cursor, more to come)."""
     rows = db.session.scalars(
         db.select(Change)
-        .where(Change.org_id == user.org_id, Change.seq > cursor, _audience(user))
-        .order_by(Change.seq)
+        .where(Change.org_id == user.org_id, Change.pos > cursor, _audience(user))
+        .order_by(Change.pos)
         .limit(limit + 1)
     ).all()
     more = len(rows) > limit
     rows = rows[:limit]
     changes = [
         {
-            "seq": c.seq,
+            "seq": c.pos,
             "entity": c.entity,
             "id": c.entity_id,
             "deleted": c.deleted,
@@ -80,28 +76,22 @@ def pull(user: User, cursor: int, limit: int = PULL_LIMIT) -> tuple[list[dict], 
         }
         for c in rows
     ]
-    settled_before = utcnow() - SETTLE
-    new_cursor = cursor
-    for change in rows:
-        if change.at > settled_before:
-            break
-        new_cursor = change.seq
-    if not rows:
-        # Nothing for this user: skip other people's settled changes so the next pull is cheap.
-        new_cursor = max(cursor, latest_seq(user.org_id, settled=True))
+    # Past the last change sent; with nothing for this user, past everyone's changes so far
+    # (so the next pull is cheap).
+    new_cursor = rows[-1].pos if rows else max(cursor, latest_seq(user.org_id))
     return changes, new_cursor, more
 
 
-def latest_seq(org_id: int, settled: bool = False) -> int:
-    query = db.select(db.func.coalesce(db.func.max(Change.seq), 0)).where(Change.org_id == org_id)
-    if settled:
-        query = query.where(Change.at <= utcnow() - SETTLE)
-    return db.session.scalar(query)
+def latest_seq(org_id: int) -> int:
+    """The organisation's last place in the feed: a cursor that skips everything so far."""
+    return db.session.scalar(
+        db.select(db.func.coalesce(db.func.max(Change.pos), 0)).where(Change.org_id == org_id)
+    )
 
 
 def daypack(user: User) -> dict:
     """Everything today's work needs offline, and the cursor to pull changes from after it."""
-    cursor = latest_seq(user.org_id, settled=True)
+    cursor = latest_seq(user.org_id)
     data = {name: provide(user) for name, provide in DAYPACK_DATA.items()}
     pages = ["/"]
     for provide in DAYPACK_PAGES:

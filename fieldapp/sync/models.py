@@ -73,14 +73,23 @@ class Change(db.Model):
 
     ``user_id`` / ``team_id`` say who needs the change (both empty: the whole organisation).
     ``data`` is the record as the phone needs it; ``deleted`` makes the row a tombstone.
+
+    ``seq`` is the row's identity, numbered at INSERT. ``pos`` is its place in the feed (the
+    phones' cursor), numbered at COMMIT in commit order, so a reader that sees ``pos`` n has
+    already seen every change numbered below n. A database trigger sets it (migration
+    ``7f28ae2e5d66``): on PostgreSQL a deferred constraint trigger that takes a transaction-scoped
+    advisory lock, so the next transaction cannot number its changes before this one has
+    committed; on SQLite (one writer at a time, so insert order is commit order) ``pos = seq``.
+    It is NULL only while the inserting transaction is open, when no one else can see the row.
     """
 
     __tablename__ = "sync_change"
-    __table_args__ = (Index("ix_sync_change_org_seq", "org_id", "seq"),)
+    __table_args__ = (Index("ix_sync_change_org_pos", "org_id", "pos", unique=True),)
 
     seq: Mapped[int] = mapped_column(
         BigInteger().with_variant(db.Integer, "sqlite"), primary_key=True, autoincrement=True
     )
+    pos: Mapped[int | None] = mapped_column(BigInteger().with_variant(db.Integer, "sqlite"))
     org_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id"))

@@ -1,7 +1,7 @@
 """Pull: what changed for a user after a cursor, and the day pack."""
 
 from fieldapp.extensions import db
-from fieldapp.models import Site, Team
+from fieldapp.models import Site, Team, User
 from tests.integration.test_sync_engine import PHONE
 
 
@@ -61,8 +61,15 @@ def test_the_cursor_resumes_and_pages(login, demo):
     db.session.commit()
     first = pull(courier, device=PHONE, entity="note")
     assert [c["data"]["n"] for c in first["changes"]] == [0, 1, 2]
-    # Fresh changes are not yet "settled": the cursor stays, and they come again (upserts).
-    assert pull(courier, first["cursor"], entity="note")["changes"][-1]["data"]["n"] == 2
+    # The cursor moves past what was sent, at once: nothing comes twice.
+    assert pull(courier, first["cursor"], entity="note")["changes"] == []
+    # Pages: the cursor resumes after the last change of the page.
+    user = db.session.scalar(db.select(User).where(User.username == "courier1"))
+    page, cursor, more = changes.pull(user, 0, limit=2)
+    assert len(page) == 2 and more is True and cursor == page[-1]["seq"]
+    rest, _, _ = changes.pull(user, cursor)
+    assert [c["seq"] for c in page + rest] == sorted(c["seq"] for c in page + rest)
+    assert [c["data"]["n"] for c in rest if c["entity"] == "note"] == [0, 1, 2]
 
 
 def test_the_day_pack_holds_the_team_sites_and_the_pages(login, demo):
