@@ -28,6 +28,7 @@ from fieldapp.deliveries.models import OPEN_STATES, ProofOfDelivery, Route, Stop
 from fieldapp.extensions import db
 from fieldapp.models import Device, Organisation, Role, Site, Team, TeamKind, User, utcnow
 from fieldapp.models.user import WORKER_ROLES
+from fieldapp.patrols import presence as presence_service
 from fieldapp.patrols import service as patrols_service
 from fieldapp.patrols.models import Shift
 from fieldapp.rules import kpi
@@ -469,10 +470,50 @@ def unit_complaint_rates(
 
 
 @dataclass
+class SupervisorOnsite:
+    """PAT-09 for one supervisor and month: working days with at least 6 h on site."""
+
+    user_id: int
+    name: str
+    days: list  # presence_service.PresenceDay, the month's days before today
+    result: kpi.KpiResult
+
+    @property
+    def short_days(self) -> list:
+        return [day for day in self.days if day.short]
+
+
+def supervisors_onsite(user: User, first: date, following: date, now: datetime):
+    """Each supervisor in view (an admin sees all, a supervisor themself) with PAT-09."""
+    if user.role not in (Role.ADMIN, Role.SUPERVISOR):
+        return []
+    zone = org_zone(user.org_id)
+    query = db.select(User).where(User.org_id == user.org_id, User.role == Role.SUPERVISOR)
+    if user.role == Role.SUPERVISOR:
+        query = query.where(User.id == user.id)
+    rows = []
+    today = now.astimezone(zone).date()
+    for supervisor in db.session.scalars(query.order_by(User.display_name)):
+        days = presence_service.month_days(supervisor, first, following, today, zone.key)
+        working = [day for day in days if day.working]
+        met = sum(1 for day in working if not day.short)
+        rows.append(
+            SupervisorOnsite(
+                supervisor.id,
+                supervisor.display_name,
+                days,
+                kpi.supervisor_onsite_rate(met, len(working)),
+            )
+        )
+    return rows
+
+
+@dataclass
 class MonthKpis:
     month: date
     workers: list[WorkerKpis]
     units: list[UnitComplaintRate] = field(default_factory=list)
+    supervisors: list[SupervisorOnsite] = field(default_factory=list)
 
     @property
     def reps(self) -> list[WorkerKpis]:
@@ -526,4 +567,5 @@ def month_kpis(user: User, first: date, now: datetime | None = None) -> MonthKpi
                 figures.inspections_passed, figures.inspections
             )
     units = unit_complaint_rates(user, teams, first, following, start, end, now)
-    return MonthKpis(first, list(workers.values()), units)
+    supervisors = supervisors_onsite(user, first, following, now)
+    return MonthKpis(first, list(workers.values()), units, supervisors)

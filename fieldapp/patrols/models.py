@@ -480,3 +480,32 @@ append_only(
     AlarmWithdrawal,
     EquipmentCheck,
 )
+
+
+class SupervisorPresence(db.Model):
+    """PAT-09: a supervisor tapped "Arrived on site" or "Leaving site" at a guarded site.
+
+    Made on the phone (``id`` its UUID, ``at`` its clock), kept even outside the geofence
+    (flagged, with the distance); ``fieldapp.patrols.presence`` pairs the taps into presence.
+    """
+
+    __tablename__ = "patrol_presence"
+    __table_args__ = (Index("ix_patrol_presence_supervisor_at", "supervisor_id", "at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"), index=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id"), index=True)
+    supervisor_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    action: Mapped[str] = mapped_column(String(8))  # arrive | leave
+    at = mapped_column(UTCDateTime, nullable=False)  # device time
+    received_at = mapped_column(UTCDateTime, nullable=False)
+    latitude: Mapped[float]
+    longitude: Mapped[float]
+    accuracy_m: Mapped[float | None]
+    distance_m: Mapped[int | None]
+    outside_geofence: Mapped[bool] = mapped_column(default=False)
+
+    site = relationship("Site")
+
+
+append_only(SupervisorPresence)

@@ -778,3 +778,6 @@ def patrol_round_state(state) -> str:
 @bp.app_template_global("patrol_incident_type")
 def patrol_incident_type(value: str) -> str:
     return str(service.INCIDENT_TYPES.get(value, value))
+
+
+from fieldapp.patrols import presence_views  # noqa: E402, F401  (PAT-09 page + patrol.presence)

@@ -1459,19 +1459,14 @@ def board(user: User, now: datetime | None = None) -> list[BoardSite]:
 
 
 def onsite_hours(user: User, day: date, tz_name: str) -> float:
-    """PAT-09: the supervisor's hours on site that day, from spot checks (30 min each)."""
+    """PAT-09: the supervisor's hours on site that day (local day of ``tz_name``), from their
+    "Arrived on site" / "Leaving site" taps (``fieldapp.patrols.presence``); overlapping
+    presence counts once. Spot checks are not counted: a spot check is an instant, not a
+    stay, and the supervisor on site taps "Arrived" anyway (counting both would double up)."""
+    from fieldapp.patrols import presence  # it imports this module
+
     start, end = rules.local_day_bounds(day, tz_name)
-    times = db.session.scalars(
-        db.select(SpotCheck.at).where(
-            SpotCheck.supervisor_id == user.id,
-            SpotCheck.at >= start,
-            SpotCheck.at < end,
-            SpotCheck.outside_geofence.is_(False),
-        )
-    ).all()
-    return rules.supervisor_onsite_hours(
-        [(t, t + timedelta(minutes=30)) for t in times], within=(start, end)
-    )
+    return rules.supervisor_onsite_hours(presence.intervals(user, start, end), within=(start, end))
 
 
 # ----- appraisal inputs (KPI-09, KPI-10, KPI-12) for the dashboard ------------------------------

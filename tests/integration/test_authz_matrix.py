@@ -223,6 +223,7 @@ ROUTES: dict[str, Rule] = {
     ),
     "GET /patrols/board": Rule(MANAGERS),
     "GET /patrols/spot-check": Rule(MANAGERS),
+    "GET /patrols/presence": Rule(frozenset({SA, SB})),  # PAT-09: supervisors tap arrive/leave
     "GET /patrols/incidents/<incident_id>": Rule(MANAGERS | {G}, "incident"),
     "POST /patrols/incidents/<incident_id>/acknowledge": Rule(MANAGERS, "incident"),
     "POST /patrols/incidents/<incident_id>/arrived": Rule(MANAGERS, "incident"),
