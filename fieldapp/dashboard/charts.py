@@ -51,14 +51,16 @@ def line_chart(
     width: int = 640,
     height: int = 220,
     target: float | None = None,
+    scale: float = 1.0,
 ) -> Chart:
-    """One line per ``(key, label, results)``, a result per month, on a 0-100 % scale."""
+    """One line per ``(key, label, results)``, a result per month, from 0 to ``scale`` (100 %
+    unless a rate is always small, like complaints per service: see :func:`nice_scale`)."""
     left, right, top, bottom = 44, 30, 12, 28
     plot_w, plot_h = width - left - right, height - top - bottom
     step = plot_w / max(len(months) - 1, 1)
 
     def y_of(value: float) -> float:
-        return round(top + plot_h * (1 - value), 1)
+        return round(top + plot_h * (1 - value / scale), 1)
 
     out = []
     for index, (key, label, results) in enumerate(series):
@@ -70,7 +72,7 @@ def line_chart(
                     line.segments.append(" ".join(run))
                 run = []
                 continue
-            point = Point(round(left + n * step, 1), y_of(min(result.value, 1.0)), result, month)
+            point = Point(round(left + n * step, 1), y_of(min(result.value, scale)), result, month)
             line.points.append(point)
             run.append(f"{point.x},{point.y}")
         if len(run) > 1:
@@ -85,6 +87,12 @@ def line_chart(
         bottom=height - bottom,
         series=out,
         x_labels=[(round(left + n * step, 1), m.strftime("%Y-%m")) for n, m in enumerate(months)],
-        y_ticks=[(y_of(v / 100), f"{v} %") for v in (0, 25, 50, 75, 100)],
+        y_ticks=[(y_of(scale * f), f"{scale * f * 100:g} %") for f in (0, 0.25, 0.5, 0.75, 1)],
         target_y=None if target is None else y_of(target),
     )
+
+
+def nice_scale(series: list[list[KpiResult]]) -> float:
+    """The smallest of 1 %, 2 %, 5 %, 10 %, 20 %, 50 % and 100 % that holds every value."""
+    top = max((r.value for results in series for r in results if r.value is not None), default=0)
+    return next((s for s in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5) if top <= s), 1.0)

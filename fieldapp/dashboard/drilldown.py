@@ -18,6 +18,7 @@ from fieldapp.dashboard.service import (
     delivery_counts,
     month_bounds,
     org_zone,
+    unit_complaint_rates,
 )
 from fieldapp.deliveries.models import ProofOfDelivery, Route, Stop, StopState
 from fieldapp.extensions import db
@@ -25,6 +26,7 @@ from fieldapp.models import Role, Site, User, utcnow
 from fieldapp.patrols.models import Shift, SpotCheck
 from fieldapp.rules import kpi
 from fieldapp.rules.complaints import ComplaintState
+from fieldapp.visits import service as visits_service
 from fieldapp.visits.models import ReturnVisit, Visit, VisitReport
 
 DELIVERY_KPIS = ("slip_accuracy", "on_time", "handover_signatures")
@@ -33,6 +35,7 @@ COMPLAINT_KPIS = ("complaints_started", "complaints_answered")
 GUARD_SHIFT_KPIS = ("attendance", "incident_free")  # ended shifts (patrols' month figures)
 GUARD_CHECK_KPIS = ("inspections",)
 RATING_KPIS = ("satisfied",)  # KPI-18
+UNIT_KPIS = ("complaint_rate",)  # CMP-17, trend only (per unit on the KPI page)
 KPI_NAMES = (
     DELIVERY_KPIS + PATROL_KPIS + COMPLAINT_KPIS + GUARD_SHIFT_KPIS + GUARD_CHECK_KPIS + RATING_KPIS
 )
@@ -67,7 +70,9 @@ def trend(user: User, last: date, count: int = 6, now: datetime | None = None) -
     scope = None if user.role == Role.ADMIN else teams
     zone = org_zone(user.org_id)
     months = shift_months(last, count)
-    series: dict[str, list[kpi.KpiResult]] = {name: [] for name in DELIVERY_KPIS + COMPLAINT_KPIS}
+    names = DELIVERY_KPIS + COMPLAINT_KPIS + RATING_KPIS + UNIT_KPIS
+    series: dict[str, list[kpi.KpiResult]] = {name: [] for name in names}
+    staff = _staff_in_view(user, teams)
     for first in months:
         following, start, end = month_bounds(first, zone)
         deliveries = delivery_counts(user.org_id, teams, first, following)
@@ -79,7 +84,23 @@ def trend(user: User, last: date, count: int = 6, now: datetime | None = None) -
         s_due, s_ok, r_due, r_ok = _totals(complaints, 4)
         series["complaints_started"].append(kpi.complaints_started_in_time(s_ok, s_due))
         series["complaints_answered"].append(kpi.complaints_answered_in_time(r_ok, r_due))
+        ratings = visits_service.satisfaction_month(user.org_id, first)
+        rated = [s for s in ratings if s.staff_id in staff]
+        satisfied, total = sum(s.satisfied for s in rated), sum(s.rated for s in rated)
+        series["satisfied"].append(kpi.return_visits_satisfied(satisfied, total))
+        units = unit_complaint_rates(user, teams, first, following, start, end, now)
+        series["complaint_rate"].append(
+            kpi.complaint_rate(sum(u.complaints for u in units), sum(u.services for u in units))
+        )
     return Trend(months, series)
+
+
+def _staff_in_view(user: User, teams: list[int]) -> set[int]:
+    """The people whose ratings count in the viewer's trend: the org (admin) or their teams."""
+    query = db.select(User.id).where(User.org_id == user.org_id)
+    if user.role != Role.ADMIN:
+        query = query.where(User.team_id.in_(teams))
+    return set(db.session.scalars(query))
 
 
 @dataclass

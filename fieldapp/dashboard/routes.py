@@ -24,7 +24,7 @@ from fieldapp.access import roles_required
 from fieldapp.dashboard import assessment, drilldown, service
 from fieldapp.dashboard import map as map_
 from fieldapp.dashboard import registers as registers_
-from fieldapp.dashboard.charts import line_chart
+from fieldapp.dashboard.charts import line_chart, nice_scale
 from fieldapp.dashboard.forms import (
     INPUT_LABELS,
     DecisionForm,
@@ -112,10 +112,11 @@ def kpis():
         abort(400)
     trend = drilldown.trend(current_user, first)
 
-    def chart(keys, target=None):
-        return line_chart(
-            trend.months, [(k, str(KPI_LABELS[k]), trend.series[k]) for k in keys], target=target
-        )
+    def chart(keys, target=None, scale=1.0):
+        series = [(k, str(KPI_LABELS[k]), trend.series[k]) for k in keys]
+        return line_chart(trend.months, series, target=target, scale=scale)
+
+    rates = [trend.series[k] for k in drilldown.UNIT_KPIS]
 
     return render_template(
         "dashboard/kpi.html",
@@ -123,6 +124,11 @@ def kpis():
         charts=[
             (_l("Deliveries, month over month"), chart(drilldown.DELIVERY_KPIS, 1.0)),
             (_l("Complaints, month over month"), chart(drilldown.COMPLAINT_KPIS, 1.0)),
+            (_l("Return-visit satisfaction, month over month"), chart(drilldown.RATING_KPIS)),
+            (
+                _l("Complaint rate of your units, month over month (CMP-17)"),
+                chart(drilldown.UNIT_KPIS, scale=nice_scale(rates)),
+            ),
         ],
         month_link=lambda _key, month: url_for("dashboard.kpis", month=f"{month:%Y-%m}"),
     )
@@ -137,6 +143,7 @@ KPI_LABELS = {
     "complaints_started": _l("Complaints started in time"),
     "complaints_answered": _l("Complaints answered in time"),
     "satisfied": _l("Return-visit satisfaction"),
+    "complaint_rate": _l("Complaint rate"),
     "attendance": _l("Attendance"),
     "incident_free": _l("Shifts without incident"),
     "inspections": _l("Spot checks passed"),

@@ -62,7 +62,7 @@ def points(html: str, series: str) -> list[str]:
 def test_the_trend_charts_are_inline_svg_month_over_month(october, log_in):  # noqa: F811
     client = log_in("supa")
     html = client.get("/dashboard/kpi?month=2026-10").get_data(as_text=True)
-    assert html.count("<svg viewBox=") == 2 and "<script" not in html.split("<main")[-1]
+    assert html.count("<svg viewBox=") == 4 and "<script" not in html.split("<main")[-1]
     for month in ("2026-05", "2026-06", "2026-07", "2026-08", "2026-09", "2026-10"):
         assert f">{month}</text>" in html, month
     # Team A, October: slip accuracy 2/4, on time 2/3. September's stop (on time: no) is on
@@ -72,8 +72,13 @@ def test_the_trend_charts_are_inline_svg_month_over_month(october, log_in):  # n
     # Complaint 16 was logged a second before October: September, unanswered, 0/1.
     assert points(html, "complaints_answered") == ["0/1", "1/4"]
     assert "<polyline" in html
+    # CMP-17, team A: October's 4 valid complaints over 6 services (4 stops delivered, 2 shifts
+    # worked), September's 1 over 1; no visit was rated (KPI-18), so no point but the line.
+    assert points(html, "complaint_rate") == ["1/1", "4/6"]
+    assert points(html, "satisfied") == []
 
     november = client.get("/dashboard/kpi?month=2026-11").get_data(as_text=True)
     assert points(november, "slip_accuracy") == ["1/1", "2/4", "1/1"]
     admin = log_in("admin").get("/dashboard/kpi?month=2026-10").get_data(as_text=True)
     assert points(admin, "slip_accuracy") == ["1/1", "3/5"]  # team B's 1/1 added
+    assert points(admin, "complaint_rate") == ["1/1", "5/7"]  # team B: 1 complaint, 1 stop
