@@ -213,3 +213,28 @@ def test_language_switch_never_redirects_off_site(client):
     client.get("/login")
     response = client.post("/language", {"lang": "zh_CN", "next": "//evil.example/"})
     assert response.headers["Location"] == "/"
+
+
+def test_the_first_admin_of_a_new_organisation_is_made_from_the_command_line(app, client):
+    from fieldapp.models import Organisation
+
+    runner = app.test_cli_runner()
+    args = ["create-admin", "--org-code", "HZ", "--username", "boss", "--name", "钱总"]
+    no_org = runner.invoke(args=args, input="long-pass-1\nlong-pass-1\n")
+    assert no_org.exit_code != 0 and "--org-name" in no_org.output
+    weak = runner.invoke(args=[*args, "--org-name", "杭州安保"], input="12345678\n12345678\n")
+    assert weak.exit_code != 0 and db.session.scalar(db.select(User.id)) is None
+
+    made = runner.invoke(args=[*args, "--org-name", "杭州安保"], input="long-pass-1\nlong-pass-1\n")
+    assert made.exit_code == 0, made.output
+    assert "Created organisation HZ" in made.output
+    org = db.session.scalar(db.select(Organisation).where(Organisation.code == "HZ"))
+    admin = db.session.scalar(db.select(User).where(User.username == "boss"))
+    assert org.timezone == "Asia/Shanghai" and admin.org_id == org.id and admin.role == Role.ADMIN
+    assert client.login("boss", "long-pass-1").status_code == 302
+
+    again = runner.invoke(args=args, input="long-pass-2\nlong-pass-2\n")  # the name is taken
+    assert again.exit_code != 0 and "taken" in again.output
+    second = ["create-admin", "--org-code", "HZ", "--username", "deputy", "--name", "孙副总"]
+    scripted = runner.invoke(args=second, env={"FIELDAPP_ADMIN_PASSWORD": "long-pass-3"})
+    assert scripted.exit_code == 0 and "Kept organisation HZ" in scripted.output
