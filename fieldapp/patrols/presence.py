@@ -51,17 +51,9 @@ register_rule_messages(
 
 def presence_sites(user: User) -> list[Site]:
     """Guarded sites of the teams the supervisor leads."""
-    return list(
-        db.session.scalars(
-            db.select(Site)
-            .where(
-                Site.org_id == user.org_id,
-                Site.kind == SiteKind.GUARDED_POST,
-                Site.team_id.in_(supervised_team_ids(user) or [-1]),
-            )
-            .order_by(Site.name)
-        )
-    )
+    from fieldapp.patrols.service import supervised_sites  # it imports this module
+
+    return supervised_sites(user)
 
 
 def _presence_site(user: User, site_id: int) -> Site:
