@@ -3,6 +3,11 @@
     .venv/bin/python bench/load_sync.py                       # 500 devices, 4 clients at a time
     .venv/bin/python bench/load_sync.py --devices 100 --clients 8 --batches 2
     .venv/bin/python bench/load_sync.py --postgres URL        # a server's maintenance DB URL
+    .venv/bin/python bench/load_sync.py --devices 1 --count-only   # statements per record only
+    .venv/bin/python bench/load_sync.py --sqlite --devices 40      # on a SQLite file instead
+
+Before the load it counts, in-process, the SQL statements of pushes of each record type
+(a ``before_cursor_execute`` listener on the app's engine; see ``count_statements``).
 
 Creates a database of its own (``fa_bench_load_<random>``; dropped afterwards), runs the real
 migrations and the demo seed, and adds one guard per simulated device, each rostered on a shift
@@ -282,6 +287,179 @@ def run_device(base, stats: Stats, device: dict, codes: list[str], batches: int)
         )
 
 
+def count_statements(url: str, codes: list[str], shift_id: int, username: str) -> None:
+    """Statements per push and per record, counted in-process on the bench's own database.
+
+    A ``before_cursor_execute`` listener (here, not in the app) counts what one push request
+    sends to the database: login session, device lock, idempotency lookup, the domain's
+    applies, the ledger. Pushes of 1 and of 50 records of one type give the fixed cost of a
+    push and the marginal cost of one more record of that type. The demo courier's route
+    (vehicle check, then arrival and proof of delivery at every stop) is counted the same way.
+    """
+    from collections import Counter
+
+    from sqlalchemy import event
+
+    from fieldapp import create_app
+    from fieldapp.extensions import db
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
+    statements: list[str] = []
+    with app.app_context():
+        sql_engine = db.engine
+
+    def on_execute(conn, cursor, statement, parameters, context, executemany):
+        statements.append(" ".join(statement.split()[:4]))
+
+    class Phone:
+        def __init__(self, name: str, password: str):
+            self.client = app.test_client()
+            page = self.client.get("/login").get_data(as_text=True)
+            token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+            self.device_id, self.seq = str(uuid.uuid4()), 0
+            form = {"csrf_token": token, "username": name, "password": password}
+            answer = self.client.post("/login", data=form | {"device_id": self.device_id})
+            if answer.status_code != 302:
+                raise RuntimeError(f"count: login of {name} failed: {answer.status_code}")
+            home = self.client.get("/").get_data(as_text=True)
+            self.csrf = re.search(r'name="csrf-token" content="([^"]+)"', home).group(1)
+
+        def push(self, mutations: list[dict]) -> tuple[int, Counter]:
+            for mutation in mutations:
+                self.seq += 1
+                mutation["seq"] = self.seq
+            statements.clear()
+            answer = self.client.post(
+                "/api/sync/push",
+                json={"device_id": self.device_id, "mutations": mutations},
+                headers={"X-CSRFToken": self.csrf},
+            )
+            count = len(statements)
+            results = answer.get_json()["results"]
+            bad = [r for r in results if r["status"] != "applied"]
+            if answer.status_code != 200 or bad:
+                raise RuntimeError(f"count: push failed: {answer.status_code} {bad[:2]}")
+            return count, Counter(statements)
+
+    def mutation(rtype: str, payload: dict) -> dict:
+        return {
+            "id": str(uuid.uuid4()),
+            "type": rtype,
+            "payload": {"id": str(uuid.uuid4()), **payload},
+            "device_time": datetime.now(UTC).isoformat(),
+        }
+
+    photos = ["0" * 64, "1" * 64]
+
+    def fresh() -> list[dict]:  # new record IDs each time
+        return shift_records(shift_id, codes, photos, 1)
+
+    guard = Phone(username, PASSWORD)
+    event.listen(sql_engine, "before_cursor_execute", on_execute)
+    rows = []
+    one_sign_in, _ = guard.push(fresh()[:1])
+    rows.append(("patrol.sign_in", 1, one_sign_in, None))
+    one_scan, _ = guard.push(fresh()[1:2])
+    fifty, _ = guard.push([m for m in fresh()[1:] if not m["payload"].get("photo")][:50])
+    rows.append(("patrol.scan", 1, one_scan, None))
+    rows.append(("patrol.scan", 50, fifty, (fifty - one_scan) / 49))
+    # The load phase's push: a sign-in (out, this time) and 99 scans, two with a photo.
+    batch = fresh()
+    batch[0]["payload"]["action"] = "out"
+    total, kinds = guard.push(batch)
+    rows.append(("bench push (sign-in + 99 scans)", 100, total, total / 100))
+
+    # The demo courier's route: a vehicle check, then arrival + proof at each stop.
+    from fieldapp.deliveries.models import Route
+
+    with app.app_context():
+        route = db.session.scalar(
+            db.select(Route).where(Route.name == "黄浦 1 号线").order_by(Route.date.desc())
+        )
+        courier_name = route.courier.username
+        pairs = []
+        for stop in route.stops:
+            proof = {
+                "stop_id": stop.id,
+                "checked_codes": " ".join(i.code for i in stop.items),
+                "special_confirmed": any(i.special_shape for i in stop.items),
+                "signature": "a" * 64,
+            }
+            if stop.is_cash:
+                due = stop.amount_due_fen
+                proof["cash_received"] = f"{due // 100}.{due % 100:02d}"
+            pairs.append(
+                [
+                    mutation("delivery.arrival", {"stop_id": stop.id}),
+                    mutation("delivery.proof", proof),
+                ]
+            )
+        check = dict.fromkeys(
+            ("no_faults", "condition", "licence", "registration", "insurance"), True
+        )
+        check_mutation = mutation("delivery.vehicle_check", {"route_id": route.id, **check})
+    event.remove(sql_engine, "before_cursor_execute", on_execute)
+    courier = Phone(courier_name, "demo-2026")
+    event.listen(sql_engine, "before_cursor_execute", on_execute)
+    checked, _ = courier.push([check_mutation])
+    rows.append(("delivery.vehicle_check", 1, checked, None))
+    first, _ = courier.push(pairs[0])
+    rows.append(("delivery.arrival + proof, 1 stop", 2, first, None))
+    if len(pairs) > 2:
+        rest = [m for pair in pairs[1:] for m in pair]
+        more, delivery_kinds = courier.push(rest)
+        rows.append(
+            (
+                f"delivery.arrival + proof, {len(pairs) - 1} stops",
+                len(rest),
+                more,
+                (more - first) / (len(pairs) - 2) / 2,
+            )
+        )
+    event.remove(sql_engine, "before_cursor_execute", on_execute)
+    # The rule clock's round check over every shift on duty (each gunicorn worker runs it
+    # every minute when there is no Redis): the first tick raises the alarms, the second is
+    # what every later minute costs.
+    from fieldapp.models import utcnow
+    from fieldapp.patrols import service as patrols
+
+    ticks = []
+    with app.app_context():
+        event.listen(sql_engine, "before_cursor_execute", on_execute)
+        for _ in range(2):
+            statements.clear()
+            began = time.perf_counter()
+            raised = patrols.check_rounds(utcnow())
+            db.session.commit()
+            ticks.append((len(statements), time.perf_counter() - began, raised))
+        event.remove(sql_engine, "before_cursor_execute", on_execute)
+        db.engine.dispose()
+    print("  statements per push (in-process, before_cursor_execute):")
+    print(f"  {'records':36s}{'n':>4s}{'statements':>12s}{'per record':>12s}")
+    for name, n, count, marginal in rows:
+        per = f"{marginal:10.2f}" if marginal is not None else f"{'':10s}"
+        print(f"  {name:36s}{n:4d}{count:12d}  {per}")
+    print(f"  push fixed cost (1 sign-in push): {one_sign_in}; the bench push by statement:")
+    for statement, count in kinds.most_common():
+        print(f"    {count:5d}  {statement}")
+    for number, (count, seconds, raised) in enumerate(ticks, start=1):
+        print(
+            f"  rule clock check_rounds, tick {number}: {count} statements, "
+            f"{seconds * 1000:.0f} ms, {raised} alarms raised"
+        )
+    if len(pairs) > 2:
+        print("  the courier's last push by statement:")
+        for statement, count in delivery_kinds.most_common():
+            print(f"    {count:5d}  {statement}")
+
+
+def _loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
@@ -299,14 +477,31 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
     parser.add_argument("--batches", type=int, default=1, help="100-mutation pushes per device")
     parser.add_argument("--keep", action="store_true", help="keep the database")
+    parser.add_argument(
+        "--sqlite", action="store_true", help="a SQLite file in a temporary folder instead"
+    )
+    parser.add_argument(
+        "--count-only",
+        action="store_true",
+        help="only count the statements per push (in-process), no load",
+    )
     args = parser.parse_args()
 
     instance = Path(tempfile.mkdtemp(prefix="fieldapp-bench-load-"))
     os.environ["FIELDAPP_INSTANCE"] = str(instance)  # the seed and gunicorn share the secret
-    name, url = create_database(args.postgres)
+    if args.sqlite:
+        name, url = None, f"sqlite:///{instance / 'bench.sqlite3'}"
+    else:
+        name, url = create_database(args.postgres)
+    backend = "SQLite" if args.sqlite else "PostgreSQL"
     server = None
     try:
-        guards, codes = seed(url, args.devices)
+        guards, codes = seed(url, args.devices + 1)
+        counter_name, counter_shift = guards.pop()  # a guard of its own for the count
+        print(f"load_sync on {backend}; load average before: {_loadavg()}")
+        count_statements(url, codes, counter_shift, counter_name)
+        if args.count_only:
+            return
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         env = {
@@ -371,7 +566,8 @@ def main() -> None:
         errors = sum(stats.errors.values())
         print(
             f"load_sync: {args.devices} devices, {args.clients} at a time, gunicorn "
-            f"{args.workers} sync workers, PostgreSQL, {os.cpu_count()} cores (shared)"
+            f"{args.workers} sync workers, {backend}, {os.cpu_count()} cores (shared); "
+            f"load average after: {_loadavg()}"
         )
         print(f"  logins (untimed set-up): {args.devices} in {logins:.1f} s")
         print(
@@ -399,7 +595,7 @@ def main() -> None:
         if server is not None:
             server.terminate()
             server.wait(timeout=30)
-        if not args.keep:
+        if not args.keep and name is not None:
             drop_database(args.postgres, name)
 
 

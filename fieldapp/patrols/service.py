@@ -51,6 +51,7 @@ from fieldapp.rules import patrols as rules
 from fieldapp.rules.errors import RuleViolation
 from fieldapp.rules.geo import geofence_check
 from fieldapp.rules.qrcodes import QRCodeInvalid, sign_checkpoint, verify_checkpoint
+from fieldapp.sync.engine import batch_cache
 from fieldapp.sync.messages import register_rule_messages
 
 register_rule_messages(
@@ -294,9 +295,27 @@ def site_guards(site: Site) -> list[User]:
     )
 
 
+def _per_batch(key: tuple, load):
+    """``load()``, remembered for the rest of the sync push (see ``engine.batch_cache``).
+
+    Only for rows no record type changes (shifts, plans, checkpoints); outside a push it is
+    just ``load()``.
+    """
+    cache = batch_cache()
+    if cache is None:
+        return load()
+    if key not in cache:
+        cache[key] = load()
+    return cache[key]
+
+
 def own_shift(user: User, shift_id) -> Shift:
     """A shift of the user's own (or the one they take over from, for a handover)."""
-    shift = db.session.get(Shift, shift_id) if isinstance(shift_id, int) else None
+    shift = (
+        _per_batch(("patrols.shift", shift_id), lambda: db.session.get(Shift, shift_id))
+        if isinstance(shift_id, int)
+        else None
+    )
     if shift is None or shift.org_id != user.org_id or shift.guard_id != user.id:
         raise RuleViolation("patrol.not_your_shift", "this shift is not the sender's")
     return shift
@@ -333,7 +352,10 @@ class RoundView:
 
 
 def plan_of(site_id: int) -> PatrolPlan | None:
-    return db.session.scalar(db.select(PatrolPlan).where(PatrolPlan.site_id == site_id))
+    return _per_batch(
+        ("patrols.plan", site_id),
+        lambda: db.session.scalar(db.select(PatrolPlan).where(PatrolPlan.site_id == site_id)),
+    )
 
 
 def rounds_of(shift: Shift, plan: PatrolPlan | None) -> list[rules.Round]:
@@ -734,6 +756,34 @@ def _withdraw_missed_sign_in(shift: Shift, sign_in: ShiftSignIn) -> AlarmWithdra
     return withdrawal
 
 
+def _shift_rounds(shift: Shift) -> list[rules.Round]:
+    return _per_batch(
+        ("patrols.rounds", shift.id), lambda: rounds_of(shift, plan_of(shift.site_id))
+    )
+
+
+def _round_alarms_raised(shift: Shift) -> set[str]:
+    """The dedupe keys of the round alarms raised about the shift (for one sync push)."""
+
+    def load() -> set[str]:
+        keys = [
+            f"{key}:{shift.id}:{number}"
+            for number in range(1, len(_shift_rounds(shift)) + 1)
+            for key in ("round-missed", "round-late")
+        ]
+        if not keys:
+            return set()
+        return set(
+            db.session.scalars(
+                db.select(PushEvent.dedupe_key).where(
+                    PushEvent.org_id == shift.org_id, PushEvent.dedupe_key.in_(keys)
+                )
+            )
+        )
+
+    return _per_batch(("patrols.round_alarms", shift.id), load)
+
+
 def _withdraw_round_alarms(shift: Shift, scan: CheckpointScan) -> list[AlarmWithdrawal]:
     """PAT-03: scans synced late that complete a round the rule clock alarmed about.
 
@@ -745,11 +795,17 @@ def _withdraw_round_alarms(shift: Shift, scan: CheckpointScan) -> list[AlarmWith
     # Most scans arrive with no alarm about their round: one indexed lookup settles that, and
     # the round's status (every scan of the shift) is worked out only when there is one.
     keys = [f"{key}:{shift.id}:{scan.round_number}" for key in ("round-missed", "round-late")]
-    raised = db.select(PushEvent.id).where(
-        PushEvent.org_id == shift.org_id, PushEvent.dedupe_key.in_(keys)
-    )
-    if db.session.scalar(raised.limit(1)) is None:
-        return []
+    if batch_cache() is not None and scan.round_number <= len(_shift_rounds(shift)) <= 200:
+        # A sync push: the alarms about any round of the shift, read once for the batch (only
+        # the rule clock raises them, no record type does).
+        if not any(key in _round_alarms_raised(shift) for key in keys):
+            return []
+    else:
+        raised = db.select(PushEvent.id).where(
+            PushEvent.org_id == shift.org_id, PushEvent.dedupe_key.in_(keys)
+        )
+        if db.session.scalar(raised.limit(1)) is None:
+            return []
     views = round_views(shift, scan.received_at)
     if not 1 <= scan.round_number <= len(views):
         return []
@@ -829,13 +885,19 @@ def _verified_checkpoint(shift: Shift, code: str) -> Checkpoint:
         verified = verify_checkpoint(qr_secret(shift.org_id), text, str(shift.site_id))
     except QRCodeInvalid as invalid:
         raise RuleViolation(f"patrol.qr_{invalid.code}", str(invalid)) from None
-    checkpoint = db.session.scalar(
-        db.select(Checkpoint).where(
-            Checkpoint.site_id == shift.site_id,
-            Checkpoint.code == verified.checkpoint_id,
-            Checkpoint.active.is_(True),
+    if batch_cache() is not None:  # a sync push: the site's active checkpoints, read once
+        checkpoint = _per_batch(
+            ("patrols.checkpoints", shift.site_id),
+            lambda: {c.code: c for c in site_checkpoints(shift.site_id)},
+        ).get(verified.checkpoint_id)
+    else:
+        checkpoint = db.session.scalar(
+            db.select(Checkpoint).where(
+                Checkpoint.site_id == shift.site_id,
+                Checkpoint.code == verified.checkpoint_id,
+                Checkpoint.active.is_(True),
+            )
         )
-    )
     if checkpoint is None:
         raise RuleViolation("patrol.unknown_checkpoint", "checkpoint retired or unknown")
     return checkpoint
@@ -856,7 +918,7 @@ def apply_scan(ctx, payload) -> CheckpointScan:
         shift_id=shift.id,
         checkpoint_id=checkpoint.id,
         guard_id=ctx.user.id,
-        round_number=rules.round_number_at(rounds_of(shift, plan_of(shift.site_id)), at),
+        round_number=rules.round_number_at(_shift_rounds(shift), at),
         scanned_at=at,
         received_at=ctx.received_at,
         manual=payload.manual,
@@ -1587,6 +1649,26 @@ def _phone_holds_records(guard_id: int, since: datetime) -> bool:
     )
 
 
+def _raised_keys(candidates) -> set[tuple[int, str]]:
+    """Which of these (org id, dedupe key) pairs already have an event."""
+    by_org: dict[int, list[str]] = defaultdict(list)
+    for org_id, key in candidates:
+        by_org[org_id].append(key)
+    found = set()
+    for org_id, keys in by_org.items():
+        for start in range(0, len(keys), 500):
+            found.update(
+                (org_id, key)
+                for key in db.session.scalars(
+                    db.select(PushEvent.dedupe_key).where(
+                        PushEvent.org_id == org_id,
+                        PushEvent.dedupe_key.in_(keys[start : start + 500]),
+                    )
+                )
+            )
+    return found
+
+
 def check_rounds(now: datetime) -> int:
     """Raise one alarm per late round and one per missed round (PAT-03); returns how many.
 
@@ -1600,15 +1682,30 @@ def check_rounds(now: datetime) -> int:
     )
     scans = shift_scans([s.id for s in shifts])
     plans: dict[int, PatrolPlan | None] = {}
-    raised = 0
+    alarming: dict[Shift, list[RoundView]] = {}
     for shift in shifts:
         if shift.site_id not in plans:
             plans[shift.site_id] = plan_of(shift.site_id)
+        views = round_views(shift, now, plans[shift.site_id], scans.get(shift.id, []))
+        alarming[shift] = [
+            view
+            for view in views
+            if view.status.state in (rules.RoundState.LATE, rules.RoundState.MISSED)
+        ]
+    # Rounds alarmed at an earlier tick: notify would do nothing for them (same dedupe key),
+    # so they are skipped with one query per organisation instead of three per round.
+    already = _raised_keys(
+        (shift.org_id, f"round-{view.status.state.value}:{shift.id}:{view.number}")
+        for shift, views in alarming.items()
+        for view in views
+    )
+    raised = 0
+    for shift, views in alarming.items():
         site = shift.site
         tz = ZoneInfo(site.timezone)
-        for view in round_views(shift, now, plans[shift.site_id], scans.get(shift.id, [])):
+        for view in views:
             state = view.status.state
-            if state not in (rules.RoundState.LATE, rules.RoundState.MISSED):
+            if (shift.org_id, f"round-{state.value}:{shift.id}:{view.number}") in already:
                 continue
             missed = state == rules.RoundState.MISSED
             if (

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from flask import g, has_app_context
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 from sqlalchemy.exc import IntegrityError
 
@@ -124,6 +125,17 @@ class _Batch:
                 db.session.execute(db.insert(model), rows)
 
 
+def batch_cache() -> dict | None:
+    """A dict the domains may keep rows in for the length of one push, else None.
+
+    For rows a batch reads again and again but never changes (a shift, its site's plan and
+    checkpoints): a service looks them up once per batch instead of once per record. It is
+    emptied when the batch is re-applied one savepoint at a time, and gone after the push;
+    outside a push (online forms, jobs, tests calling a service) there is none.
+    """
+    return g.get("sync_batch_cache") if has_app_context() else None
+
+
 def push(user: User, device: Device, mutations: list[MutationIn]) -> list[Result]:
     """Apply ``mutations`` in order; the caller commits once and answers after the commit."""
     known = {
@@ -164,7 +176,11 @@ def push(user: User, device: Device, mutations: list[MutationIn]) -> list[Result
             to_apply.append((position, incoming, digest))
             seen[incoming.id] = digest
             expected += 1
-    batch = _apply_all(user, device, to_apply, answers)
+    g.sync_batch_cache = {}
+    try:
+        batch = _apply_all(user, device, to_apply, answers)
+    finally:
+        g.pop("sync_batch_cache", None)
     batch.write()
     device.last_seq = expected - 1
     results = [answers[position] for position in range(len(mutations))]
@@ -189,9 +205,12 @@ def _apply_all(user, device, to_apply, answers) -> "_Batch":
         return batch
     except Exception:  # any failure: redo the run one savepoint at a time
         fast.rollback()
+    g.sync_batch_cache = {}
     batch = _Batch()
     for position, incoming, digest in to_apply:
         answers[position] = _apply_one(user, device, incoming, digest, batch, isolated=True)
+        if answers[position].status == "rejected":
+            g.sync_batch_cache = {}  # its savepoint was rolled back: read afresh
     return batch
 
 
