@@ -20,7 +20,6 @@ from fieldapp.patrols.models import SupervisorPresence
 from fieldapp.rules import patrols as patrol_rules
 from fieldapp.rules import presence as rules
 from fieldapp.rules.errors import RuleViolation
-from fieldapp.rules.geo import geofence_check
 from fieldapp.sync.messages import register_rule_messages
 
 ARRIVE, LEAVE = rules.ARRIVE, rules.LEAVE
@@ -65,17 +64,6 @@ def _presence_site(user: User, site_id: int) -> Site:
     return site
 
 
-def _fence(site: Site, lat: float, lon: float, accuracy) -> tuple[int | None, bool]:
-    """Distance to the site and whether outside its fence; a site without a position on the
-    map cannot be checked and flags nothing."""
-    if site.latitude is None or site.longitude is None:
-        return None, False
-    result = geofence_check(
-        site.latitude, site.longitude, site.geofence_radius_m, lat, lon, accuracy
-    )
-    return result.distance_m, not result.inside
-
-
 def _tap(record: SupervisorPresence, tz_name: str) -> rules.PresenceTap:
     return rules.PresenceTap(
         site=record.site_id,
@@ -110,7 +98,9 @@ def apply_presence(ctx, payload) -> SupervisorPresence:
         ).all()
         if not rules.may_leave([_tap(r, site.timezone) for r in earlier], at, site.timezone):
             raise RuleViolation("patrol.presence_not_arrived", "leaving without arriving")
-    distance, outside = _fence(site, payload.latitude, payload.longitude, payload.accuracy)
+    from fieldapp.patrols.service import fence_distance  # it imports this module
+
+    distance, outside = fence_distance(site, payload.latitude, payload.longitude, payload.accuracy)
     record = SupervisorPresence(
         id=payload.id,
         org_id=site.org_id,

@@ -643,7 +643,7 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def _fence(site: Site, lat, lon, accuracy) -> tuple[int | None, bool]:
+def fence_distance(site: Site, lat, lon, accuracy) -> tuple[int | None, bool]:
     """Distance to the site and whether that is outside the fence (no fix: flagged)."""
     if lat is None or lon is None or site.latitude is None or site.longitude is None:
         return None, lat is None or lon is None
@@ -656,7 +656,9 @@ def _fence(site: Site, lat, lon, accuracy) -> tuple[int | None, bool]:
 def apply_sign_in(ctx, payload) -> ShiftSignIn:
     """PAT-15: sign in (or out) at the post; outside the geofence is kept, with the distance."""
     shift = own_shift(ctx.user, payload.shift_id)
-    distance, outside = _fence(shift.site, payload.latitude, payload.longitude, payload.accuracy)
+    distance, outside = fence_distance(
+        shift.site, payload.latitude, payload.longitude, payload.accuracy
+    )
     record = ShiftSignIn(
         id=payload.id,
         org_id=shift.org_id,
@@ -1187,7 +1189,7 @@ def apply_spot_check(ctx, payload) -> SpotCheck:
     guard = db.session.get(User, payload.guard_id) if payload.guard_id else None
     if guard is not None and (guard.org_id != site.org_id or guard.role != Role.GUARD):
         guard = None
-    distance, outside = _fence(site, payload.latitude, payload.longitude, payload.accuracy)
+    distance, outside = fence_distance(site, payload.latitude, payload.longitude, payload.accuracy)
     check = SpotCheck(
         id=payload.id,
         org_id=site.org_id,
