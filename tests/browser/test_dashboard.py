@@ -32,8 +32,8 @@ def test_charts_render_and_an_xlsx_register_reads_back(desk):
 
     page.goto("/dashboard/kpi")
     charts = page.locator("figure.dashboard-chart > svg")
-    assert charts.count() == 2
-    for index in range(2):
+    assert charts.count() == 4  # deliveries, complaints, satisfaction, complaint rate
+    for index in range(4):
         box = charts.nth(index).bounding_box()
         assert box and box["width"] > 400 and box["height"] > 100, box
     # Six months on the x axis, five ticks on the y axis, the dashed target line.

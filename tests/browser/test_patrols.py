@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from PIL import Image
+from playwright.sync_api import expect
 
 from tests.browser.conftest import (
     log_in,
@@ -126,18 +127,18 @@ def test_a_guards_shift_offline_reaches_the_server_once(
     )
     page.click("#sign-in-form button[type=submit]")
     saved(page, "#sign-in-form")
-    assert page.locator("#round-left li").count() == 3
+    expect(page.locator("#round-left li")).to_have_count(3)  # drawn by JS from the day pack
     for n, code in enumerate(codes, start=1):
         page.fill("#scan-code", code)
         page.click("#scan-form button[type=submit]")
         page.wait_for_function(
             "n => document.querySelectorAll('#round-done li').length === n", arg=n
         )
-    assert page.locator("#round-left li").count() == 0
+    expect(page.locator("#round-left li")).to_have_count(0)
     # A typed code of another format is refused on the phone already, and not saved.
     page.fill("#scan-code", "CP1")
     page.click("#scan-form button[type=submit]")
-    assert page.locator("#scan-error").is_visible()
+    expect(page.locator("#scan-error")).to_be_visible()
     screenshot(page, "patrols-round-offline")
 
     open_offline(page, "/patrols/incident", "#incident-form")

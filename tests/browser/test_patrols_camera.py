@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import segno
 from PIL import Image
+from playwright.sync_api import expect
 
 from tests.browser.conftest import (
     ARGS,
@@ -70,7 +71,7 @@ def test_the_camera_reads_a_checkpoint_code(browser, playwright_instance, fresh_
         log_in(page, "guard1")
         wait_for_service_worker(page)
         page.goto("/patrols/duty")
-        assert page.locator("#round-left li[data-code=CP2]").count() == 1
+        expect(page.locator("#round-left li[data-code=CP2]")).to_have_count(1)  # drawn by JS
         page.click("#camera-start")
         # Read, saved and shown as scanned without typing anything.
         page.wait_for_selector("#round-done li[data-code=CP2]", timeout=20_000)

@@ -3,6 +3,7 @@
 import tempfile
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import (
     ARGS,
@@ -31,7 +32,7 @@ def test_logged_in_app_opens_offline_with_a_banner(phone):
     page.reload()
     assert page.locator("h1.greeting").inner_text() == "李师傅，您好"
     banner = page.locator("#offline-banner")
-    assert banner.is_visible()
+    expect(banner).to_be_visible()  # shown by the page's script when it sees no network
     assert "您已离线" in banner.inner_text()
     screenshot(page, "shell-offline")
 
