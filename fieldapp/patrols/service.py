@@ -1621,6 +1621,8 @@ def guard_month_figures(
         )
     ):
         late_takeovers[guard_id] += 1
+    for guard_id in _missing_takeovers(ids, start, min(end, now - rules.DEFAULT_HANDOVER_GRACE)):
+        late_takeovers[guard_id] += 1
     return {
         guard_id: rules.guard_month_figures(
             facts.get(guard_id, []),
@@ -1854,6 +1856,28 @@ def check_takeovers(now: datetime) -> int:
         )
         raised += event is not None
     return raised
+
+
+def _missing_takeovers(guard_ids: list[int], start: datetime, end: datetime) -> list[int]:
+    """KPI-10 q: for each shift that ended in [start, end) with no handover at all, the guard
+    rostered next on that post (as ``check_takeovers`` alarms): never taking over counts like
+    taking over late."""
+    Next = db.aliased(Shift)
+    handed_over = db.select(Handover.id).where(Handover.shift_id == Shift.id)
+    rows = db.session.execute(
+        db.select(Shift.id, Next.guard_id)
+        .join(
+            Next,
+            (Next.post_id == Shift.post_id)
+            & (Next.guard_id != Shift.guard_id)
+            & (Next.starts_at <= Shift.ends_at)
+            & (Next.ends_at > Shift.ends_at),
+        )
+        .where(Shift.ends_at >= start, Shift.ends_at < end, ~handed_over.exists())
+        .order_by(Shift.id, Next.starts_at)
+    )
+    incoming = {shift_id: guard_id for shift_id, guard_id in rows}  # the latest start wins
+    return [guard_id for guard_id in incoming.values() if guard_id in guard_ids]
 
 
 def missed_sign_ins(shift_ids: list[int]) -> dict[int, MissedSignIn]:

@@ -93,3 +93,30 @@ def test_a_guards_month_from_sign_ins_incidents_spot_checks_and_handovers(login,
     next_month = (month.replace(day=1) + timedelta(days=32)).replace(day=1)
     later = service.guard_month_figures(user("supervisor"), next_month, now=now)
     assert later[user("guard1").id].shifts == 0
+
+
+def test_a_takeover_that_never_happened_counts_against_the_incoming_guard(login, now):
+    """KPI-10 q: the guard rostered next who never took over is penalised as for a late
+    takeover, once; a handover recorded afterwards (late) does not make it twice."""
+    end = now - timedelta(hours=1)
+    first = put_on_shift("guard1", end - timedelta(hours=8), end)
+    put_on_shift("guard2", end - timedelta(minutes=10), now + timedelta(hours=7))
+    month = end.astimezone(ZoneInfo(site().timezone)).date()
+
+    figures = service.guard_month_figures(user("supervisor"), month, now=now)
+    assert dict(figures[user("guard2").id].penalty_occurrences) == {"KPI-10q-guard": 1}
+    assert "KPI-10q-guard" not in dict(figures[user("guard1").id].penalty_occurrences)
+    # Within the 5-minute grace after the end it is not missing yet.
+    early = service.guard_month_figures(user("supervisor"), month, now=end + timedelta(minutes=4))
+    assert "KPI-10q-guard" not in dict(early[user("guard2").id].penalty_occurrences)
+
+    guard1 = Phone(login("guard1", device_id=GUARD_PHONE), GUARD_PHONE)
+    handover = {
+        "shift_id": first,
+        "incoming_guard_id": user("guard2").id,
+        "outgoing_signature": SHA,
+        "incoming_signature": "cd" * 32,
+    }
+    assert guard1.send("patrol.handover", handover, at=now)["status"] == "applied"
+    figures = service.guard_month_figures(user("supervisor"), month, now=now)
+    assert dict(figures[user("guard2").id].penalty_occurrences) == {"KPI-10q-guard": 1}
