@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import segno
 from PIL import Image
+from playwright.sync_api import expect
 
 from tests.browser.conftest import ARGS, CHROMIUM, log_in, query, screenshot
 
@@ -74,10 +75,10 @@ def test_the_camera_reads_an_item_qr_code_and_ticks_it_on_the_slip(camera_phone,
         arg=code,
         timeout=15_000,
     )
-    assert tick.is_checked()
-    assert code in page.locator("[data-scan-status]").inner_text()
+    expect(tick).to_be_checked()
+    expect(page.locator("[data-scan-status]")).to_contain_text(code)
     # Only the scanned item is ticked: the other line of the slip still needs checking.
-    assert page.locator("input.item-tick:checked").count() == 1
+    expect(page.locator("input.item-tick:checked")).to_have_count(1)
     screenshot(page, "deliveries-camera-scan")
     page.click("[data-scan-stop]")
     page.wait_for_function(
@@ -93,5 +94,5 @@ def test_the_camera_reads_an_item_qr_code_and_ticks_it_on_the_slip(camera_phone,
     )[0][0]
     page.fill("#scanned_codes", f"{code} {other}")
     warning = page.locator("[data-code-warning]")
-    assert warning.is_visible()
-    assert other in warning.inner_text()
+    expect(warning).to_be_visible()
+    expect(warning).to_contain_text(other)
