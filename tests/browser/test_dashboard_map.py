@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import LiveServer, free_port, log_in, screenshot
 
@@ -99,7 +100,7 @@ def test_the_today_map_plots_the_actions_without_tiles(browser, map_server):
     page.locator("#dashboard-map path.dashboard-map-arrival").click()
     link = page.locator(".leaflet-popup-content a")
     assert link.get_attribute("href") == f"/deliveries/stops/{stop_id}"
-    assert "李师傅" in page.locator(".leaflet-popup-content").inner_text()
+    expect(page.locator(".leaflet-popup-content")).to_contain_text("李师傅")
     page.wait_for_function(
         "() => getComputedStyle(document.querySelector('.leaflet-popup')).opacity === '1'"
     )

@@ -8,6 +8,7 @@ import time
 
 import pytest
 from PIL import Image
+from playwright.sync_api import expect
 
 from tests.browser.conftest import log_in, new_phone, query, screenshot, wait_for_service_worker
 
@@ -101,7 +102,7 @@ def test_a_courier_day_recorded_offline_reaches_the_server_once(
     for tick in page.locator("input.item-tick").all():
         tick.check()
     page.fill("#cash_received", "1280")
-    assert "¥0.50" in page.locator("[data-cash-diff]").inner_text()  # 50 fen short, flagged
+    expect(page.locator("[data-cash-diff]")).to_contain_text("¥0.50")  # 50 fen short, flagged
     page.fill("#cash_received", "1280.50")
     page.set_input_files("#photo", files=[photo()])
     sign(page)

@@ -5,6 +5,7 @@ import time
 
 import pytest
 from PIL import Image
+from playwright.sync_api import expect
 
 from tests.browser.conftest import (
     log_in,
@@ -121,8 +122,8 @@ def test_one_invalid_record_is_shown_fixed_and_resent(fresh_phone, fresh_server)
 
     page.goto("/sync/outbox")
     item = page.locator("li.outbox-item.rejected")
-    assert item.count() == 1
-    assert "太长了：最多 80 个字符。" in item.inner_text()
+    expect(item).to_have_count(1)  # drawn by the page's script from IndexedDB
+    expect(item).to_contain_text("太长了：最多 80 个字符。")
     screenshot(page, "sync-outbox-rejected")
     assert item.locator("label", has_text="标题").count() == 1  # the field's name, not its key
     assert item.locator("input[name=photo]").count() == 0  # files are not edited as text
