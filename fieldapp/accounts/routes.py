@@ -4,6 +4,7 @@ from flask import (
     Blueprint,
     abort,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -23,10 +24,11 @@ from fieldapp.access import (
 )
 from fieldapp.accounts import service
 from fieldapp.accounts.forms import LoginForm, PasswordForm, SiteForm, TeamForm, UserForm
-from fieldapp.errors import error_response
+from fieldapp.errors import error_response, wants_json
 from fieldapp.extensions import db, login_manager
 from fieldapp.i18n import normalise
 from fieldapp.models import Device, Role, Site, Team, User, utcnow
+from fieldapp.sync import held
 
 bp = Blueprint("accounts", __name__)
 MANAGERS = (Role.SUPERVISOR, Role.ADMIN)
@@ -55,7 +57,12 @@ def unauthorized():
 
 @bp.before_app_request
 def refuse_revoked_device():
-    """A phone an admin revoked, or one logged out of, is signed out on its next request."""
+    """A phone logged out of is signed out on its next request; a revoked one is refused.
+
+    A revoked phone keeps its session for one purpose: handing over its unsent records, which
+    are held for the office (``_revoked``). Disabling the user or changing their password ends
+    that session too.
+    """
     if not current_user.is_authenticated:
         return None
     device_id = session.get("device_id")
@@ -65,14 +72,35 @@ def refuse_revoked_device():
         session.clear()
         return None  # on as a visitor: pages send them to the login form, the API says 401
     if device.is_revoked:
-        logout_user()
-        session.clear()
-        return error_response(
-            403,
-            _("This phone was revoked by an administrator. Your unsent records stay on the phone."),
-            "device_revoked",
-        )
+        return _revoked(device)
     return None
+
+
+# What a revoked phone's session may still do: hand its outbox over (the push is held for the
+# office, see fieldapp.sync.held; photos and signatures are inert until a record refers to
+# them), load the app's static files, and log out. Nothing it could read.
+HANDOVER = frozenset({"sync.push", "sync.begin_upload", "sync.append_upload", "accounts.logout"})
+STATIC = frozenset({"static", "shell.versioned_static", "shell.service_worker", "shell.manifest"})
+
+
+def _revoked(device: Device):
+    if request.endpoint in HANDOVER:
+        g.revoked_device_id = device.id
+        return None
+    if request.endpoint in STATIC:
+        return None
+    if request.endpoint == "accounts.login":
+        logout_user()  # the login page ends the hand-over session: a new login, or none
+        session.clear()
+        return None
+    message = _(
+        "This phone was revoked by an administrator. Your unsent records stay on the phone."
+    )
+    if wants_json():
+        return error_response(403, message, "device_revoked")
+    # The user's pages are gone; this one carries only the phone's ID and the session's CSRF
+    # token, so the app's scripts can still hand the outbox over (held for the office).
+    return render_template("accounts/revoked.html", message=message, device_id=device.id), 403
 
 
 def client_address() -> str:
@@ -359,7 +387,53 @@ def devices():
     if current_user.role != Role.ADMIN:
         query = query.where(User.team_id.in_(supervised_team_ids(current_user)))
     rows = db.session.scalars(query.order_by(Device.last_seen_at.desc())).all()
-    return render_template("admin/devices.html", devices=rows)
+    return render_template("admin/devices.html", devices=rows, held=held.open_counts(rows))
+
+
+def _managed_device_or_404(device_id: str) -> Device:
+    device = db.session.get(Device, device_id)
+    if device is None or not can_manage_user(current_user, device.user):
+        abort(404)
+    return device
+
+
+@bp.get("/devices/<device_id>/held")
+@roles_required(*MANAGERS)
+def held_batches(device_id: str):
+    """What a revoked phone handed over: each batch, its records, and the decision on it."""
+    device = _managed_device_or_404(device_id)
+    batches = [(b, held.describe(b)) for b in held.visible_batches(current_user, device)]
+    return render_template("accounts/held.html", device=device, batches=batches)
+
+
+@bp.post("/devices/<device_id>/held")
+@roles_required(*MANAGERS)
+def decide_held_batch(device_id: str):
+    """Apply a held batch (through the sync engine, once) or discard it with a reason."""
+    device = _managed_device_or_404(device_id)
+    action = request.form.get("action")
+    batch_id = request.form.get("batch_id", type=int)
+    if action not in ("apply", "discard") or batch_id is None:
+        abort(400)
+    try:
+        if action == "apply":
+            held.apply(current_user, device, batch_id)
+            flash(_("The records were sent through the normal checks."), "success")
+        else:
+            held.discard(current_user, device, batch_id, request.form.get("note", ""))
+            flash(_("The records were discarded."), "success")
+    except LookupError:
+        abort(404)
+    except held.Refused as refused:
+        batches = [(b, held.describe(b)) for b in held.visible_batches(current_user, device)]
+        return render_template(
+            "accounts/held.html",
+            device=device,
+            batches=batches,
+            error=refused.message,
+            error_batch=batch_id,
+        ), 400
+    return redirect(url_for("accounts.held_batches", device_id=device.id))
 
 
 @bp.post("/devices/<device_id>/revoke")

@@ -119,3 +119,30 @@ class Conflict(db.Model):
     resolution: Mapped[str | None] = mapped_column(String(16))  # server | phone
 
     mutation = relationship("Mutation")
+
+
+class HeldBatch(db.Model):
+    """A batch a revoked phone pushed: kept whole, applied or discarded only by the office.
+
+    ``mutations`` is the batch as the phone sent it (new mutations only: one already held or
+    in the ledger is not held again) and never changes; ``status`` goes once from ``held`` to
+    ``applied`` (``results`` then says what the engine answered for each) or ``discarded``.
+    """
+
+    __tablename__ = "sync_held_batch"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"), index=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("device.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    received_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    mutations = mapped_column(JSON, nullable=False)
+    count: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16), default="held")  # held|applied|discarded
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    decided_at = mapped_column(UTCDateTime)
+    note: Mapped[str] = mapped_column(String(500), default="")
+    results = mapped_column(JSON)
+
+    user = relationship("User", foreign_keys=[user_id])
+    decided_by = relationship("User", foreign_keys=[decided_by_id])

@@ -7,6 +7,7 @@ from flask import (
     Blueprint,
     abort,
     flash,
+    g,
     jsonify,
     redirect,
     render_template,
@@ -15,6 +16,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user, login_required
 from pydantic import ValidationError
 
@@ -22,7 +24,7 @@ from fieldapp.access import roles_required
 from fieldapp.errors import abort_with, error_response
 from fieldapp.extensions import db
 from fieldapp.models import Role
-from fieldapp.sync import changes, engine, files, registry
+from fieldapp.sync import changes, engine, files, held, registry
 from fieldapp.sync.conflicts import open_conflicts, resolve
 from fieldapp.sync.messages import field_errors
 from fieldapp.sync.openapi import openapi_document
@@ -71,11 +73,35 @@ def push():
             message=_("The batch is not valid."),
             fields=field_errors(error.errors()),
         ), 400
+    if g.get("revoked_device_id"):
+        return _hold(batch)
     device = _device_or_abort(batch.device_id)
     user = current_user._get_current_object()  # not the proxy: it is read per mutation
     results = engine.push(user, device, batch.mutations)
     db.session.commit()
     return jsonify(results=[r.as_json() for r in results], device_seq=device.last_seq)
+
+
+def _hold(batch):
+    """A revoked phone's batch: kept for the office (fieldapp.sync.held), nothing applied."""
+    count = None
+    if batch.device_id == g.revoked_device_id:  # only the session's own phone hands over
+        count = held.hold(current_user, batch.device_id, batch.mutations)
+        db.session.commit()
+    if count is None:
+        return error_response(
+            403,
+            _("This phone was revoked by an administrator. Your unsent records stay on the phone."),
+            "device_revoked",
+        )
+    message = ngettext(
+        "This phone was revoked by an administrator. Its %(num)d unsent record was handed to "
+        "your office for review; records stay on the phone.",
+        "This phone was revoked by an administrator. Its %(num)d unsent records were handed to "
+        "your office for review; they stay on the phone.",
+        count,
+    )
+    return jsonify(error="device_revoked", message=message, held=True, count=count), 403
 
 
 PULL_PARAMETERS = {"cursor", "device_id", "pending", "oldest_pending"}

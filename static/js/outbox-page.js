@@ -19,7 +19,7 @@ function editableFields(mutation) {
 }
 
 // Rejected first (they need the user), then what is waiting, then what the server has.
-const ORDER = { rejected: 0, pending: 1, sending: 1, synced: 2 };
+const ORDER = { rejected: 0, pending: 1, sending: 1, held: 2, synced: 3 };
 
 function fixForm(mutation, texts) {
   const form = document.createElement("form");
@@ -83,14 +83,15 @@ async function render() {
     const { label, summary } = describe(m);
     title.textContent = summary && m.payload[summary] ? `${label} · ${m.payload[summary]}` : label;
     const tag = document.createElement("span");
-    tag.className = m.status === "rejected" ? "tag warn" : m.status === "synced" ? "tag ok" : "tag";
-    tag.textContent = texts[`status${m.status[0].toUpperCase()}${m.status.slice(1)}`] || m.status;
+    tag.className = m.status === "rejected" || m.status === "held" ? "tag warn" : m.status === "synced" ? "tag ok" : "tag";
+    // Held (a revoked phone handed it to the office): the server's message says so.
+    tag.textContent = texts[`status${m.status[0].toUpperCase()}${m.status.slice(1)}`] || (m.status === "held" && m.message) || m.status;
     const when = document.createElement("span");
     when.className = "muted";
     when.textContent = new Date(m.device_time).toLocaleString(document.documentElement.lang);
     head.append(title, " ", tag, " ", when);
     item.append(head);
-    if (m.message) {
+    if (m.message && tag.textContent !== m.message) {
       const message = document.createElement("p");
       message.className = m.status === "rejected" ? "field-error" : "muted";
       message.textContent = m.message;

@@ -31,7 +31,7 @@ export async function forgetSession(session) {
 }
 
 class Stop extends Error {
-  constructor(problem) { super(problem); this.problem = problem; }
+  constructor(problem, data = {}) { super(problem); this.problem = problem; this.data = data; }
 }
 
 // Only one send runs at a time across every tab of the app and its service worker (the server
@@ -82,7 +82,7 @@ function client(csrf) {
     }
     if (response.status === 403) {
       const data = await response.json().catch(() => ({}));
-      throw new Stop(data.error === "device_revoked" ? "revoked" : "login");
+      throw new Stop(data.error === "device_revoked" ? "revoked" : "login", data);
     }
     return response;
   };
@@ -94,15 +94,24 @@ async function pushMutations(api, device) {
     if (!queue.length) return;
     // From here the records are frozen: an edit becomes a new mutation.
     await outbox.update(queue.map((m) => ({ ...m, status: "sending" })));
-    const response = await api("POST", "/api/sync/push", {
-      json: {
-        device_id: device,
-        mutations: queue.map((m) => ({
-          id: m.id, seq: m.seq, type: m.type, payload: m.payload,
-          device_time: m.device_time, base_version: m.base_version,
-        })),
-      },
-    });
+    let response;
+    try {
+      response = await api("POST", "/api/sync/push", {
+        json: {
+          device_id: device,
+          mutations: queue.map((m) => ({
+            id: m.id, seq: m.seq, type: m.type, payload: m.payload,
+            device_time: m.device_time, base_version: m.base_version,
+          })),
+        },
+      });
+    } catch (error) {
+      // A revoked phone: the server kept the batch for the office to review. These records are
+      // "held": kept here and shown, never sent again (their files still go up, then we stop).
+      if (!(error instanceof Stop) || !error.data.held) throw error;
+      await outbox.update(queue.map((m) => ({ ...m, status: "held", message: error.data.message || null })));
+      continue;
+    }
     if (!response.ok) throw new Error(`push answered ${response.status}`);
     const answer = await response.json();
     const byId = new Map(answer.results.map((r) => [r.id, r]));

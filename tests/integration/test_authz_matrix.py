@@ -117,6 +117,8 @@ ROUTES: dict[str, Rule] = {
     "POST /sites/<int:site_id>": Rule(MANAGERS, "shop", form=(("name", "x"),)),
     "GET /devices": Rule(MANAGERS),
     "POST /devices/<device_id>/revoke": Rule(MANAGERS, "device"),
+    "GET /devices/<device_id>/held": Rule(MANAGERS, "device"),
+    "POST /devices/<device_id>/held": Rule(MANAGERS, "device", form=(("action", "apply"),)),
     # sync API and pages
     "GET /api/openapi.json": P,
     "POST /api/sync/push": SELF,  # its payloads: test_ids_of_others_in_sync_payloads_are_refused
