@@ -1,12 +1,24 @@
-"""Photos and signatures: content-addressed, uploaded in pieces, checked by their bytes."""
+"""Photos and signatures: content-addressed, uploaded in pieces, checked by their bytes.
+
+A file's identity is the SHA-256 the phone computed of the bytes it sent (the record refers to
+it by that). Once those bytes have arrived and match it, the server decodes and re-encodes them
+(``fieldapp.sync.images``: limits, orientation, only capture time and GPS kept from EXIF) and
+stores the cleaned copy under that same name. So the stored bytes are the server's cleaned copy
+of the content with that hash, not necessarily bytes with that hash; ``StoredFile.size`` stays
+the size that was uploaded (the upload protocol's offsets), and serving reads the length, ETag
+and type of what is on disk.
+"""
 
 import hashlib
+import os
+import tempfile
 from pathlib import Path
 
 from flask import current_app
 
 from fieldapp.extensions import db
 from fieldapp.models import User, utcnow
+from fieldapp.sync import images
 from fieldapp.sync.models import StoredFile
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
@@ -88,20 +100,49 @@ def append(stored: StoredFile, offset: int, chunk: bytes) -> StoredFile:
     return stored
 
 
+# Why an image that matched its hash is refused (``images.ImageRefused.reason``): HTTP status.
+REFUSED_STATUS = {"too_many_pixels": 413, "damaged_image": 415}
+
+
 def _finish(stored: StoredFile, partial: Path) -> None:
     data = partial.read_bytes()
     if hashlib.sha256(data).hexdigest() != stored.sha256:
-        partial.unlink()
-        stored.received = 0
-        db.session.commit()
+        _start_over(stored, partial)
         raise UploadError(422, "hash_mismatch", 0)
     if not data.startswith(MAGIC[stored.content_type]) or (
         stored.content_type == "image/webp" and data[8:12] != b"WEBP"
     ):
-        partial.unlink()
-        stored.received = 0
-        db.session.commit()
+        _start_over(stored, partial)
         raise UploadError(415, "not_an_image", 0)
-    partial.replace(path_for(stored.sha256))
+    try:
+        cleaned = images.clean(data, stored.content_type)
+    except images.ImageRefused as refused:
+        current_app.logger.info("upload %s refused: %s", stored.sha256, refused)
+        _start_over(stored, partial)
+        raise UploadError(REFUSED_STATUS[refused.reason], refused.reason, 0) from None
+    final = path_for(stored.sha256)
+    if not cleaned.reencoded:  # bare already: the uploaded bytes are stored as they are
+        partial.replace(final)
+    else:
+        _write_atomically(final, cleaned.data)
+        partial.unlink()
     stored.complete = True
     stored.completed_at = utcnow()
+
+
+def _start_over(stored: StoredFile, partial: Path) -> None:
+    partial.unlink()
+    stored.received = 0
+    db.session.commit()
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Readers see the old file or the whole new one, never a half-written one."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

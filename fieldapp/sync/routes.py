@@ -195,6 +195,8 @@ def _upload_error(error: files.UploadError):
         "hash_mismatch": _("The file arrived damaged; it is sent again."),
         "not_an_image": _("This file is not an image of the type it claims."),
         "exists_elsewhere": _("This file cannot be stored."),
+        "too_many_pixels": _("The image has too many pixels."),
+        "damaged_image": _("The image is damaged and cannot be read."),
     }
     response = jsonify(
         error=error.reason, message=messages.get(error.reason, error.reason), offset=error.offset

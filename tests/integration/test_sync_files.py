@@ -7,13 +7,26 @@ import pytest
 from PIL import Image
 
 from fieldapp.extensions import db
+from fieldapp.sync import files
 from fieldapp.sync.models import StoredFile
 from tests.integration.test_sync_engine import PHONE, Phone, note
+from tests.unit.test_images import (
+    SECRETS,
+    assert_only_capture_time_and_gps,
+    assert_upright,
+    camera_jpeg,
+    png_claiming,
+    scene,
+    signature_png,
+)
 
 
 def jpeg(size=(800, 600), colour=(200, 30, 30)) -> bytes:
+    """A photo shrunk on a canvas, JPEG at quality 0.82, with no metadata at all. (Chrome's
+    canvas adds an sRGB profile, so our phones' photos are re-encoded once; see
+    tests/unit/test_images.py. The browser test sends real ones.)"""
     buffer = io.BytesIO()
-    Image.new("RGB", size, colour).save(buffer, "JPEG", quality=95)
+    scene(*size, seed=sum(colour)).save(buffer, "JPEG", quality=82)
     return buffer.getvalue()
 
 
@@ -61,6 +74,7 @@ def test_an_interrupted_upload_resumes_where_it_stopped(courier):
     assert head.headers["Upload-Offset"] == str(half)
     done = up.send(sha, half, data[half:])
     assert done.json["complete"] is True
+    # A JPEG with nothing to drop that would not shrink is stored byte for byte.
     assert courier.raw.get(f"/api/sync/files/{sha}").data == data
     # Announcing it again (a second record with the same photo) changes nothing.
     assert up.begin(data)[1].json["complete"] is True
@@ -142,3 +156,84 @@ def test_a_signature_reference_must_be_a_sha256(courier):
     phone = Phone(courier, PHONE)
     result = phone.push([note(1, signature="../../etc/passwd")]).json["results"][0]
     assert result["status"] == "rejected" and "signature" in result["fields"]
+
+
+# ----- what is stored is a cleaned copy ------------------------------------------------------
+
+
+def upload(courier, data: bytes, content_type: str):
+    up = Uploader(courier)
+    sha, started = up.begin(data, content_type=content_type)
+    assert started.status_code == 200, started.json
+    return sha, up.send(sha, 0, data)
+
+
+def test_a_camera_photo_is_stored_without_what_the_record_does_not_need(courier):
+    """A third-party client's camera JPEG: owner, model, serial number, maker note, a thumbnail
+    of another picture, XMP, a comment, a profile; turned sideways by its EXIF orientation."""
+    sent = camera_jpeg()
+    for secret in SECRETS:
+        assert secret in sent
+    sha, done = upload(courier, sent, "image/jpeg")
+    assert done.status_code == 200 and done.json["complete"] is True
+    # The record refers to it by the hash of what was sent; the upload's size is what was sent.
+    phone = Phone(courier, PHONE)
+    assert "files_missing" not in phone.push([note(1, photo=sha)]).json["results"][0]
+    assert courier.raw.head(f"/api/sync/files/{sha}").headers["Upload-Offset"] == str(len(sent))
+
+    served = courier.raw.get(f"/api/sync/files/{sha}")
+    assert served.status_code == 200
+    stored = served.data
+    assert stored != sent and len(stored) < len(sent)
+    assert_only_capture_time_and_gps(stored)  # capture time and GPS: yes; anything else: no
+    assert_upright(stored)
+    # What is served describes the stored bytes, not the uploaded ones.
+    assert served.headers["Content-Type"] == "image/jpeg"
+    assert int(served.headers["Content-Length"]) == len(stored)
+    assert stored == files.path_for(sha).read_bytes()
+    etag = served.headers["ETag"]
+    again = courier.raw.get(f"/api/sync/files/{sha}", headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    # Announcing it again is still idempotent.
+    assert Uploader(courier).begin(sent)[1].json["complete"] is True
+
+
+def test_a_signature_stays_a_valid_lossless_png(courier):
+    sent = signature_png()
+    sha, done = upload(courier, sent, "image/png")
+    assert done.json["complete"] is True
+    served = courier.raw.get(f"/api/sync/files/{sha}")
+    assert served.headers["Content-Type"] == "image/png"
+    assert int(served.headers["Content-Length"]) == len(served.data)
+    with Image.open(io.BytesIO(served.data)) as stored, Image.open(io.BytesIO(sent)) as pad:
+        assert stored.format == "PNG" and stored.size == pad.size
+        assert stored.convert("RGBA").tobytes() == pad.convert("RGBA").tobytes()
+
+
+def assert_refused_and_nothing_stored(courier, sha, response, status, reason):
+    assert response.status_code == status, response.json
+    assert response.json["error"] == reason and response.json["offset"] == 0
+    assert response.json["message"] != reason  # a sentence for the user, not the code
+    assert response.headers["Upload-Offset"] == "0"
+    stored = db.session.get(StoredFile, sha)
+    db.session.refresh(stored)
+    assert not stored.complete and stored.received == 0 and stored.completed_at is None
+    assert not files.path_for(sha).exists()
+    assert not files.path_for(sha, partial=True).exists()
+    assert courier.raw.get(f"/api/sync/files/{sha}").json["complete"] is False
+
+
+def test_a_decompression_bomb_is_refused_before_it_is_decoded(courier):
+    bomb = png_claiming(30000, 30000)  # 900 megapixels in a few kilobytes
+    assert len(bomb) < 100_000
+    sha, response = upload(courier, bomb, "image/png")
+    assert_refused_and_nothing_stored(courier, sha, response, 413, "too_many_pixels")
+
+
+def test_a_truncated_photo_is_refused_with_a_reason(courier):
+    whole = jpeg(colour=(9, 9, 9))
+    cut = whole[: len(whole) * 2 // 3]
+    sha, response = upload(courier, cut, "image/jpeg")
+    assert_refused_and_nothing_stored(courier, sha, response, 415, "damaged_image")
+    # The whole photo under its own hash still goes through.
+    assert upload(courier, whole, "image/jpeg")[1].json["complete"] is True
