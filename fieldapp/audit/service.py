@@ -139,11 +139,17 @@ def _default(value):
     return str(value)  # Decimal, UUID, …
 
 
+# What json.dumps(value, default=_default, sort_keys=True, separators=(",", ":"),
+# ensure_ascii=False) does, without building a new encoder for every row.
+_DUMP = json.JSONEncoder(
+    default=_default, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+).encode
+_TEXT = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(value, ensure_ascii=False)
+
+
 def dump(value) -> str:
     """Compact JSON with sorted keys: the stored text is the hashed text."""
-    return json.dumps(
-        value, default=_default, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
+    return _DUMP(value)
 
 
 def _value(shape: _Shape, key: str, value):
@@ -200,7 +206,10 @@ def _entries_for_flush(session: Session) -> list[dict]:
         shape = _shape(type(obj))
         if shape.audited:
             values = inspect(obj).dict
-            fields = {k: _value(shape, k, values.get(k)) for k in shape.columns}
+            if shape.secret:
+                fields = {k: _value(shape, k, values.get(k)) for k in shape.columns}
+            else:  # the common case: nothing to mask
+                fields = {k: values.get(k) for k in shape.columns}
             entries.append(_entry(actor, "create", shape, values, fields))
     for obj in session.dirty:
         shape = _shape(type(obj))
@@ -368,28 +377,39 @@ _CANONICAL = (
 )
 
 
-def canonical(entry: dict) -> str:
+def canonical(entry: dict, memo: dict | None = None) -> str:
     """The text that is hashed: every field but the hashes, as compact JSON with sorted keys.
 
     ``changes`` is stored as that same compact JSON text, so it is embedded as it is.
+    ``memo`` (one dict per batch of entries) keeps the JSON of values that repeat from entry
+    to entry (actor, action, table, time, organisation): the same value gives the same text.
     """
-    d = json.dumps
+    if memo is None:
+        memo = {}
     return _CANONICAL % (
-        d(entry["action"], ensure_ascii=False),
-        d(entry["actor"], ensure_ascii=False),
-        d(entry["actor_device_id"]),
-        d(entry["actor_user_id"]),
-        d(entry["at"].isoformat()),
+        _json(memo, entry["action"], False),
+        _json(memo, entry["actor"], False),
+        _json(memo, entry["actor_device_id"], True),
+        _json(memo, entry["actor_user_id"], True),
+        _json(memo, entry["at"].isoformat(), True),
         entry["changes"],
-        d(entry["id"]),
-        d(entry["org_id"]),
-        d(entry["row_id"], ensure_ascii=False),
-        d(entry["table_name"]),
+        json.dumps(entry["id"]),
+        _json(memo, entry["org_id"], True),
+        _TEXT(entry["row_id"]),
+        _json(memo, entry["table_name"], True),
     )
 
 
-def chain_hash(prev_hash: str, entry: dict) -> str:
-    return hashlib.sha256((prev_hash + canonical(entry)).encode()).hexdigest()
+def _json(memo: dict, value, ensure_ascii: bool) -> str:
+    key = (type(value), value, ensure_ascii)  # the type too: True and 1 are equal keys
+    text = memo.get(key)
+    if text is None:
+        text = memo[key] = json.dumps(value) if ensure_ascii else _TEXT(value)
+    return text
+
+
+def chain_hash(prev_hash: str, entry: dict, memo: dict | None = None) -> str:
+    return hashlib.sha256((prev_hash + canonical(entry, memo)).encode()).hexdigest()
 
 
 def _lock_and_read_head(session: Session) -> tuple[int, str]:
@@ -408,10 +428,11 @@ def append(session: Session, entries: list[dict]) -> None:
     last_id, last_hash = _lock_and_read_head(session)
     at = utcnow()
     rows = []
+    memo: dict = {}
     for entry in entries:
         last_id += 1
         row = {**entry, "id": last_id, "at": at, "prev_hash": last_hash}
-        row["hash"] = last_hash = chain_hash(row["prev_hash"], row)
+        row["hash"] = last_hash = chain_hash(row["prev_hash"], row, memo)
         rows.append(row)
     session.connection().execute(AuditEntry.__table__.insert(), rows)
 
