@@ -98,9 +98,8 @@ def apply_presence(ctx, payload) -> SupervisorPresence:
         ).all()
         if not rules.may_leave([_tap(r, site.timezone) for r in earlier], at, site.timezone):
             raise RuleViolation("patrol.presence_not_arrived", "leaving without arriving")
-    from fieldapp.patrols.service import fence_distance  # it imports this module
+    from fieldapp.patrols.service import position_fields  # it imports this module
 
-    distance, outside = fence_distance(site, payload.latitude, payload.longitude, payload.accuracy)
     record = SupervisorPresence(
         id=payload.id,
         org_id=site.org_id,
@@ -109,11 +108,7 @@ def apply_presence(ctx, payload) -> SupervisorPresence:
         action=payload.action,
         at=at,
         received_at=ctx.received_at,
-        latitude=payload.latitude,
-        longitude=payload.longitude,
-        accuracy_m=payload.accuracy,
-        distance_m=distance,
-        outside_geofence=outside,
+        **position_fields(site, payload),
     )
     db.session.add(record)
     return record

@@ -653,12 +653,21 @@ def fence_distance(site: Site, lat, lon, accuracy) -> tuple[int | None, bool]:
     return result.distance_m, not result.inside
 
 
+def position_fields(site: Site, payload) -> dict:
+    """The columns of a record made at a GPS position: where, how sure, and the fence check."""
+    distance, outside = fence_distance(site, payload.latitude, payload.longitude, payload.accuracy)
+    return {
+        "latitude": payload.latitude,
+        "longitude": payload.longitude,
+        "accuracy_m": payload.accuracy,
+        "distance_m": distance,
+        "outside_geofence": outside,
+    }
+
+
 def apply_sign_in(ctx, payload) -> ShiftSignIn:
     """PAT-15: sign in (or out) at the post; outside the geofence is kept, with the distance."""
     shift = own_shift(ctx.user, payload.shift_id)
-    distance, outside = fence_distance(
-        shift.site, payload.latitude, payload.longitude, payload.accuracy
-    )
     record = ShiftSignIn(
         id=payload.id,
         org_id=shift.org_id,
@@ -667,11 +676,7 @@ def apply_sign_in(ctx, payload) -> ShiftSignIn:
         action=payload.action,
         at=_utc(ctx.device_time),
         received_at=ctx.received_at,
-        latitude=payload.latitude,
-        longitude=payload.longitude,
-        accuracy_m=payload.accuracy,
-        distance_m=distance,
-        outside_geofence=outside,
+        **position_fields(shift.site, payload),
     )
     db.session.add(record)
     if record.action == "in":
