@@ -22,15 +22,17 @@ def photo() -> dict:
     return {"name": "IMG_0001.jpg", "mimeType": "image/jpeg", "buffer": buffer.getvalue()}
 
 
-def sign(page, selector: str = "canvas[data-signature]") -> None:
+def sign(page, selector: str = "canvas[data-signature]", variant: int = 0) -> None:
+    """Each ``variant`` draws another stroke: files are stored by content, so two identical
+    drawings would be one file (only the pen's speed told equal strokes apart)."""
     canvas = page.locator(selector)
     canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
-    x, y = box["x"] + 20, box["y"] + 40
+    x, y = box["x"] + 20 + 9 * variant, box["y"] + 40
     page.mouse.move(x, y)
     page.mouse.down()
     for step in range(1, 8):
-        page.mouse.move(x + step * 25, y + (step % 3) * 20, steps=2)
+        page.mouse.move(x + step * 25, y + ((step + variant) % 3) * 20, steps=2)
     page.mouse.up()
 
 
@@ -105,7 +107,7 @@ def test_a_courier_day_recorded_offline_reaches_the_server_once(
     expect(page.locator("[data-cash-diff]")).to_contain_text("¥0.50")  # 50 fen short, flagged
     page.fill("#cash_received", "1280.50")
     page.set_input_files("#photo", files=[photo()])
-    sign(page)
+    sign(page, variant=0)
     page.click("#proof-form button[type=submit]")
     wait_status(page, "3 条待发送")
 
@@ -117,7 +119,7 @@ def test_a_courier_day_recorded_offline_reaches_the_server_once(
     wait_status(page, "4 条待发送")
     for tick in page.locator("input.item-tick").all():
         tick.check()
-    sign(page)
+    sign(page, variant=1)
     page.click("#proof-form button[type=submit]")
     wait_status(page, "5 条待发送")
 
@@ -144,8 +146,8 @@ def test_a_courier_day_recorded_offline_reaches_the_server_once(
     page.fill(f"#deposited-{route_id}", "1280.50")
     page.fill(f"#deposit_reference-{route_id}", "DEP-778")
     page.fill(f"#bookkeeper_name-{route_id}", "王会计")
-    sign(page, "canvas[data-signature=courier_signature]")
-    sign(page, "canvas[data-signature=bookkeeper_signature]")
+    sign(page, "canvas[data-signature=courier_signature]", variant=2)
+    sign(page, "canvas[data-signature=bookkeeper_signature]", variant=3)
     page.click(".handover-form button[type=submit]")
     wait_status(page, "8 条待发送")
     assert query(fresh_server, "SELECT count(*) FROM delivery_proof") == [(0,)]

@@ -26,8 +26,11 @@ def photo(n: int) -> dict:
 
 
 def sign(page, n: int) -> None:
+    """A signature different for every n up to 60: files are stored by content, so two
+    identical drawings would be one file (the stroke shape alone repeats every 36 n, and
+    then only the pen's speed told them apart: one run in many stored 99 files, not 100)."""
     box = page.locator("canvas[data-signature]").bounding_box()
-    x, y = box["x"] + 20, box["y"] + 40
+    x, y = box["x"] + 20 + 2 * n, box["y"] + 40
     page.mouse.move(x, y)
     page.mouse.down()
     for step in range(1, 8):
