@@ -179,34 +179,40 @@ def today_by_site(user: User, today: date, tz_name: str) -> list[SiteState]:
     return list(states.values())
 
 
-def recent_days(user: User, today: date, tz_name: str, days: int = RECENT_DAYS):
-    """The ``days`` days before ``today`` with the hours on site, flagged under 6 h."""
+def hours_by_day(user: User, days: list[date], tz_name: str) -> dict[date, float]:
+    """PAT-09 hours on site for each of ``days`` (local days of ``tz_name``), from one read of
+    the supervisor's taps over the whole span rather than one per day."""
+    if not days:
+        return {}
+    bounds = {day: patrol_rules.local_day_bounds(day, tz_name) for day in days}
+    spans = intervals(user, min(b[0] for b in bounds.values()), max(b[1] for b in bounds.values()))
+    return {
+        day: patrol_rules.supervisor_onsite_hours(spans, within=within)
+        for day, within in bounds.items()
+    }
+
+
+def _presence_days(user: User, days: list[date], tz_name: str) -> list[PresenceDay]:
     from fieldapp.complaints.service import working_calendar  # the organisation's calendar
-    from fieldapp.patrols.service import onsite_hours
 
     calendar = working_calendar(user.org_id)
-    result = []
-    for back in range(1, days + 1):
-        day = today - timedelta(days=back)
-        result.append(
-            PresenceDay(day, onsite_hours(user, day, tz_name), calendar.is_working_day(day))
-        )
-    return result
+    hours = hours_by_day(user, days, tz_name)
+    return [PresenceDay(day, hours[day], calendar.is_working_day(day)) for day in days]
+
+
+def recent_days(user: User, today: date, tz_name: str, days: int = RECENT_DAYS):
+    """The ``days`` days before ``today`` with the hours on site, flagged under 6 h."""
+    return _presence_days(
+        user, [today - timedelta(days=back) for back in range(1, days + 1)], tz_name
+    )
 
 
 def month_days(user: User, first: date, following: date, today: date, tz_name: str):
     """The days of a month before ``today`` (today is not over) with the hours on site."""
-    from fieldapp.complaints.service import working_calendar
-    from fieldapp.patrols.service import onsite_hours
-
-    calendar = working_calendar(user.org_id)
-    result, day = [], first
-    while day < min(following, today):
-        result.append(
-            PresenceDay(day, onsite_hours(user, day, tz_name), calendar.is_working_day(day))
-        )
-        day += timedelta(days=1)
-    return result
+    last = min(following, today)
+    return _presence_days(
+        user, [first + timedelta(days=n) for n in range((last - first).days)], tz_name
+    )
 
 
 # ----- offline and demo --------------------------------------------------------------------

@@ -312,3 +312,45 @@ def test_the_kpi_page_counts_the_supervisors_days_with_six_hours_on_site(phone, 
         if four_hours.month == month.month:
             assert f"{four_hours:%m-%d} · 4.0 h" in short
         assert f"{six_hours:%m-%d}" not in short
+
+
+def test_a_months_hours_come_from_one_read_of_the_taps_and_match_each_day(phone):
+    """The KPI page lists every supervisor's month: one query of taps each, not one per day,
+    and the same hours as the day-by-day figure (an evening arrival left open included)."""
+    from sqlalchemy import event
+
+    from fieldapp.patrols import presence
+
+    gate = site()
+    first = (today() - timedelta(days=40)).replace(day=1)
+    following = (first + timedelta(days=32)).replace(day=1)
+    batch = [
+        phone.mutation("patrol.presence", tap(gate, "arrive"), local(first, 8)),
+        phone.mutation("patrol.presence", tap(gate, "leave"), local(first, 15, 30)),
+        phone.mutation("patrol.presence", tap(gate, "arrive"), local(first, 20)),
+        phone.mutation("patrol.presence", tap(gate, "arrive"), local(first + timedelta(3), 9)),
+        phone.mutation("patrol.presence", tap(gate, "leave"), local(first + timedelta(3), 11)),
+    ]
+    assert [r["status"] for r in phone.push(*batch)] == ["applied"] * len(batch)
+    supervisor = user("supervisor")
+
+    reads = []
+
+    def count(conn, cursor, statement, *args):
+        if "FROM patrol_presence" in statement:
+            reads.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        days = presence.month_days(supervisor, first, following, today(), "Asia/Shanghai")
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+
+    assert len(reads) == 1
+    assert [d.day for d in days] == [first + timedelta(n) for n in range(len(days))]
+    assert days[-1].day == following - timedelta(days=1)
+    hours = {d.day: d.hours for d in days}
+    assert hours[first] == 7.5 + 4.0  # 08:00–15:30, then 20:00 to midnight
+    assert hours[first + timedelta(1)] == 0.0 and hours[first + timedelta(3)] == 2.0
+    for day in (first, first + timedelta(1), first + timedelta(3), first + timedelta(4)):
+        assert hours[day] == service.onsite_hours(supervisor, day, "Asia/Shanghai")
