@@ -25,6 +25,13 @@ def from_environment() -> dict:
         "VAPID_SUBJECT": os.environ.get("VAPID_SUBJECT", "mailto:ops@fieldapp.example.cn"),
         "EXTRA_MODULES": [m for m in os.environ.get("FIELDAPP_EXTRA_MODULES", "").split(",") if m],
         "FILE_STORAGE": os.environ.get("FIELDAPP_FILES"),
+        # Files in an S3-compatible bucket instead of FIELDAPP_FILES (fieldapp/sync/storage.py).
+        # Credentials: boto3's chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a role, …).
+        "FILE_S3_BUCKET": os.environ.get("FIELDAPP_S3_BUCKET"),
+        "FILE_S3_ENDPOINT": os.environ.get("FIELDAPP_S3_ENDPOINT"),  # unset: AWS S3
+        "FILE_S3_REGION": os.environ.get("FIELDAPP_S3_REGION"),
+        "FILE_S3_PREFIX": os.environ.get("FIELDAPP_S3_PREFIX", ""),
+        "FILE_S3_ADDRESSING": os.environ.get("FIELDAPP_S3_ADDRESSING"),  # path / virtual / auto
         # A release label (e.g. the git commit) mixed into the service worker's version, so
         # a deploy that changes only server code still tells phones to reload.
         "RELEASE": os.environ.get("FIELDAPP_RELEASE", ""),

@@ -6,7 +6,8 @@ the backup is itself a SQLite file. PostgreSQL: ``pg_dump --format=custom`` and
 major version or newer). When the database URL pins a schema with ``search_path`` (as the
 test suite does), only that schema is dumped and restored.
 
-Uploaded files (``FIELDAPP_FILES``) are not inside the database: copy that directory too.
+Uploaded files (``FIELDAPP_FILES`` or the ``FIELDAPP_S3_BUCKET`` bucket) are not inside the
+database: copy them too.
 """
 
 import os

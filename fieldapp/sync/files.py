@@ -6,19 +6,20 @@ it by that). Once those bytes have arrived and match it, the server decodes and 
 stores the cleaned copy under that same name. So the stored bytes are the server's cleaned copy
 of the content with that hash, not necessarily bytes with that hash; ``StoredFile.size`` stays
 the size that was uploaded (the upload protocol's offsets), and serving reads the length, ETag
-and type of what is on disk.
+and type of what is stored.
+
+Where the bytes are kept (a directory or an S3-compatible bucket, pieces included) is
+``fieldapp.sync.storage``; this module keeps the count of what has arrived in the database.
 """
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 from flask import current_app
 
 from fieldapp.extensions import db
 from fieldapp.models import User, utcnow
-from fieldapp.sync import images
+from fieldapp.sync import images, storage
 from fieldapp.sync.models import StoredFile
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
@@ -41,13 +42,13 @@ class UploadError(Exception):
 
 
 def storage_root() -> Path:
+    """The directory of the local store (``FIELDAPP_FILES``), whichever store is in use."""
     return Path(current_app.config.get("FILE_STORAGE") or Path(current_app.instance_path, "files"))
 
 
 def path_for(sha256: str, partial: bool = False) -> Path:
-    # The name is the validated hex digest, never anything the client chose.
-    name = sha256 + (".part" if partial else "")
-    return storage_root() / sha256[:2] / name
+    """Where the local store keeps a file (its upload, with ``partial``)."""
+    return storage.LocalStore(storage_root()).path(sha256, partial)
 
 
 def get_for_org(sha256: str, org_id: int) -> StoredFile | None:
@@ -81,21 +82,34 @@ def begin(user: User, sha256: str, size: int, content_type: str) -> StoredFile:
 
 def append(stored: StoredFile, offset: int, chunk: bytes) -> StoredFile:
     """Add the next piece at ``offset``; the last piece verifies hash and type."""
+    # Pieces of one upload may reach several workers at once (a retry while the first attempt
+    # is still running): one at a time per file. (SQLite takes no row locks; it has one writer.)
+    db.session.refresh(stored, with_for_update=True)
     if stored.complete:
         return stored
     if offset != stored.received:
         raise UploadError(409, "offset_mismatch", stored.received)
     if len(chunk) > CHUNK_LIMIT or offset + len(chunk) > stored.size:
         raise UploadError(413, "too_large", stored.received)
-    partial = path_for(stored.sha256, partial=True)
-    partial.parent.mkdir(parents=True, exist_ok=True)
-    with partial.open("r+b" if partial.exists() else "wb") as handle:
-        handle.truncate(offset)  # a piece written before a crash but never counted goes
-        handle.seek(offset)
-        handle.write(chunk)
-    stored.received = offset + len(chunk)
-    if stored.received == stored.size:
-        _finish(stored, partial)
+    store = storage.store()
+    try:
+        store.write_piece(stored.sha256, offset, chunk)
+        stored.received = offset + len(chunk)
+        if stored.received == stored.size:
+            _finish(store, stored)
+    except storage.PiecesLost:
+        # The store lost what the database counted (pieces expired by a lifecycle rule, a
+        # volume restored without them): the phone sends it again from 0, and the piece at 0
+        # replaces whatever is left.
+        current_app.logger.warning("upload %s: pieces lost, starting over", stored.sha256)
+        db.session.rollback()
+        stored.received = 0
+        db.session.commit()
+        raise UploadError(409, "offset_mismatch", 0) from None
+    except storage.Unavailable as error:
+        db.session.rollback()
+        current_app.logger.error("upload %s: file store unavailable: %s", stored.sha256, error)
+        raise UploadError(503, "storage_unavailable", offset) from None
     db.session.commit()
     return stored
 
@@ -104,45 +118,30 @@ def append(stored: StoredFile, offset: int, chunk: bytes) -> StoredFile:
 REFUSED_STATUS = {"too_many_pixels": 413, "damaged_image": 415}
 
 
-def _finish(stored: StoredFile, partial: Path) -> None:
-    data = partial.read_bytes()
+def _finish(store, stored: StoredFile) -> None:
+    data = store.read_partial(stored.sha256)
     if hashlib.sha256(data).hexdigest() != stored.sha256:
-        _start_over(stored, partial)
+        _start_over(store, stored)
         raise UploadError(422, "hash_mismatch", 0)
     if not data.startswith(MAGIC[stored.content_type]) or (
         stored.content_type == "image/webp" and data[8:12] != b"WEBP"
     ):
-        _start_over(stored, partial)
+        _start_over(store, stored)
         raise UploadError(415, "not_an_image", 0)
     try:
         cleaned = images.clean(data, stored.content_type)
     except images.ImageRefused as refused:
         current_app.logger.info("upload %s refused: %s", stored.sha256, refused)
-        _start_over(stored, partial)
+        _start_over(store, stored)
         raise UploadError(REFUSED_STATUS[refused.reason], refused.reason, 0) from None
-    final = path_for(stored.sha256)
-    if not cleaned.reencoded:  # bare already: the uploaded bytes are stored as they are
-        partial.replace(final)
-    else:
-        _write_atomically(final, cleaned.data)
-        partial.unlink()
+    # Bare already (``not cleaned.reencoded``): ``cleaned.data`` is the upload, byte for byte.
+    store.publish(stored.sha256, cleaned.data, stored.content_type)
+    store.discard_partial(stored.sha256)
     stored.complete = True
     stored.completed_at = utcnow()
 
 
-def _start_over(stored: StoredFile, partial: Path) -> None:
-    partial.unlink()
+def _start_over(store, stored: StoredFile) -> None:
+    store.discard_partial(stored.sha256)
     stored.received = 0
     db.session.commit()
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Readers see the old file or the whole new one, never a half-written one."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

@@ -174,7 +174,7 @@ def openapi_document() -> dict:
                     },
                     "responses": {
                         "200": _json(upload_state, "upload state"),
-                        **_errors(400, 401, 404, 409, 413, 415, 422),
+                        **_errors(400, 401, 404, 409, 413, 415, 422, 503),
                     },
                 },
                 "head": {
@@ -191,6 +191,9 @@ def openapi_document() -> dict:
                         "200": {"description": "the image"},
                         "400": {"description": "not a sha256 digest"},
                         "404": {"description": "unknown file"},
+                        "503": _json(
+                            {"$ref": "#/components/schemas/Error"}, "the file store is unreachable"
+                        ),
                     },
                 },
             },

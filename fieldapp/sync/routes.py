@@ -6,13 +6,13 @@ from datetime import UTC, datetime
 from flask import (
     Blueprint,
     abort,
+    current_app,
     flash,
     g,
     jsonify,
     redirect,
     render_template,
     request,
-    send_file,
     url_for,
 )
 from flask_babel import gettext as _
@@ -24,7 +24,7 @@ from fieldapp.access import roles_required
 from fieldapp.errors import abort_with, error_response
 from fieldapp.extensions import db
 from fieldapp.models import Role
-from fieldapp.sync import changes, engine, files, held, registry
+from fieldapp.sync import changes, engine, files, held, registry, storage
 from fieldapp.sync.conflicts import open_conflicts, resolve
 from fieldapp.sync.messages import field_errors
 from fieldapp.sync.openapi import openapi_document
@@ -197,6 +197,7 @@ def _upload_error(error: files.UploadError):
         "exists_elsewhere": _("This file cannot be stored."),
         "too_many_pixels": _("The image has too many pixels."),
         "damaged_image": _("The image is damaged and cannot be read."),
+        "storage_unavailable": _("Files cannot be stored just now; sending is tried again later."),
     }
     response = jsonify(
         error=error.reason, message=messages.get(error.reason, error.reason), offset=error.offset
@@ -231,9 +232,13 @@ def file_state_or_content(sha256: str):
         abort(404)
     if request.method == "HEAD" or not stored.complete:
         return _upload_state(stored)
-    response = send_file(
-        files.path_for(stored.sha256), mimetype=stored.content_type, max_age=31536000
-    )
+    # Streamed through the app from either store (a bucket's objects stay private), with the
+    # stored bytes' own length, ETag and Last-Modified; If-None-Match answers 304.
+    try:
+        response = storage.store().serve(stored.sha256, stored.content_type, max_age=31536000)
+    except storage.Unavailable as error:
+        current_app.logger.error("file %s: file store unavailable: %s", stored.sha256, error)
+        return error_response(503, _("The file cannot be read just now."), "storage_unavailable")
     response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
     return response
 
