@@ -1,6 +1,6 @@
 // The outbox page: everything this phone holds, why a record was refused, and a way to fix it.
 import * as outbox from "./outbox.js";
-import { deviceId, flush, saved } from "./sync.js";
+import { deviceId, flush, render as renderStatus, saved } from "./sync.js";
 
 const SHA256 = /^[0-9a-f]{64}$/;
 
@@ -19,7 +19,44 @@ function editableFields(mutation) {
 }
 
 // Rejected first (they need the user), then what is waiting, then what the server has.
+// A record with a photo the server refused comes first too.
 const ORDER = { rejected: 0, pending: 1, sending: 1, held: 2, synced: 3 };
+
+// "Photo refused by the server: damaged image", kept on the phone (files the server refused
+// for good are never sent again: sender.js). The words come from the page, in its language.
+function refusalNote(file, kind, texts) {
+  const reasons = JSON.parse(texts.refusedReasons || "{}");
+  const note = document.createElement("p");
+  note.className = "field-error file-refused";
+  note.dataset.sha256 = file.sha256;
+  note.dataset.reason = file.refused.reason;
+  const template = kind === "signature" ? texts.refusedSignature : texts.refusedPhoto;
+  const when = new Date(file.refused.at).toLocaleString(document.documentElement.lang);
+  const reason = reasons[file.refused.reason] || file.refused.reason;
+  note.textContent = [template.replace("%(reason)s", reason), when, texts.refusedKept].join(" · ");
+  if (!file.refused.seen_at) {
+    const noted = document.createElement("button");
+    noted.type = "button";
+    noted.className = "button secondary refusal-noted";
+    noted.textContent = texts.refusedNoted;
+    noted.addEventListener("click", async () => {
+      await outbox.acknowledgeRefusal(file.sha256);
+      await renderStatus(); // the status line, then this list (on "fieldapp:synced")
+    });
+    note.append(" ", noted);
+  }
+  return note;
+}
+
+// Which of the record's fields holds the file: a signature is drawn, anything else is a photo.
+function fileKind(mutation, file) {
+  const field = describe(mutation).files.find((name) => {
+    const value = mutation.payload[name];
+    return value === file.sha256 || (Array.isArray(value) && value.includes(file.sha256));
+  });
+  if (field) return field.includes("signature") ? "signature" : "photo";
+  return file.type === "image/png" ? "signature" : "photo";
+}
 
 function fixForm(mutation, texts) {
   const form = document.createElement("form");
@@ -70,10 +107,14 @@ async function render() {
   if (!list) return;
   const texts = list.dataset;
   types = JSON.parse(texts.recordTypes || "{}");
+  const refused = new Map((await outbox.refusedFiles(deviceId())).map((f) => [f.sha256, f]));
+  const refusedOf = (m) => (m.files || []).filter((sha256) => refused.has(sha256)).map((sha256) => refused.get(sha256));
+  const rank = (m) => (refusedOf(m).length ? 0 : ORDER[m.status] ?? 3);
   const all = (await outbox.mutationsOf(deviceId()))
     .filter((m) => m.status !== "replaced")
-    .sort((a, b) => (ORDER[a.status] ?? 3) - (ORDER[b.status] ?? 3) || b.seq - a.seq);
+    .sort((a, b) => rank(a) - rank(b) || b.seq - a.seq);
   list.replaceChildren();
+  const shown = new Set();
   for (const m of all) {
     const item = document.createElement("li");
     item.className = `outbox-item ${m.status}`;
@@ -97,10 +138,25 @@ async function render() {
       message.textContent = m.message;
       item.append(message);
     }
+    for (const file of refusedOf(m)) {
+      item.classList.add("file-refused");
+      item.append(refusalNote(file, fileKind(m, file), texts));
+      shown.add(file.sha256);
+    }
     if (m.status === "rejected") item.append(fixForm(m, texts));
     list.append(item);
   }
-  document.getElementById("outbox-empty").hidden = all.length > 0;
+  // A refused file whose record is gone from the phone is still shown, on its own.
+  const orphans = [...refused.values()].filter((f) => !shown.has(f.sha256));
+  for (const file of orphans) {
+    const item = document.createElement("li");
+    item.className = "outbox-item file-refused";
+    const title = document.createElement("strong");
+    title.textContent = texts.refusedOrphan;
+    item.append(title, refusalNote(file, file.type === "image/png" ? "signature" : "photo", texts));
+    list.prepend(item);
+  }
+  document.getElementById("outbox-empty").hidden = all.length + orphans.length > 0;
 }
 
 export function start() {

@@ -98,9 +98,32 @@ export async function renumber(deviceId, serverSeq) {
   await tx.done;
 }
 
+// Files still to go to the server. A file the server refused for good (refuseFile) is not
+// waiting any more: it is neither sent again nor counted, but stays (see refusedFiles).
 export async function unconfirmedFiles(deviceId) {
   const db = await database();
-  return (await db.getAll("files")).filter((f) => f.device_id === deviceId && !f.confirmed);
+  return (await db.getAll("files")).filter((f) => f.device_id === deviceId && !f.confirmed && !f.refused);
+}
+
+// The server answered that these bytes will never be accepted (damaged, not an image, too
+// large...; docs/sync-protocol.md): note why and when, keep the bytes, stop sending them.
+export async function refuseFile(sha256, reason) {
+  const db = await database();
+  const file = await db.get("files", sha256);
+  if (file && !file.confirmed) await db.put("files", { ...file, refused: { reason, at: Date.now() } });
+}
+
+// The user has seen the refusal: it stays listed but no longer asks for attention.
+export async function acknowledgeRefusal(sha256) {
+  const db = await database();
+  const file = await db.get("files", sha256);
+  if (file?.refused) await db.put("files", { ...file, refused: { ...file.refused, seen_at: Date.now() } });
+}
+
+// The files of this device the server refused, still on the phone for the user to see.
+export async function refusedFiles(deviceId) {
+  const db = await database();
+  return (await db.getAll("files")).filter((f) => f.device_id === deviceId && f.refused && !f.confirmed);
 }
 
 // The server has the whole file: the photo's bytes may now leave the phone.
@@ -117,8 +140,11 @@ export async function getFile(sha256) {
 export async function prune(deviceId) {
   const cutoff = Date.now() - KEEP_SYNCED_MS;
   const db = await database();
+  // A record one of whose files the server refused stays, so the refusal is shown with it.
+  const refused = new Set((await refusedFiles(deviceId)).map((f) => f.sha256));
   const old = (await mutationsOf(deviceId))
-    .filter((m) => (m.status === "synced" || m.status === "replaced") && m.created_at < cutoff);
+    .filter((m) => (m.status === "synced" || m.status === "replaced") && m.created_at < cutoff)
+    .filter((m) => !(m.files || []).some((sha256) => refused.has(sha256)));
   const tx = db.transaction("mutations", "readwrite");
   await Promise.all(old.map((m) => tx.store.delete(m.id)));
   await tx.done;

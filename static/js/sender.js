@@ -130,25 +130,49 @@ async function pushMutations(api, device) {
   }
 }
 
-// Files go up in pieces; an interrupted upload resumes from what the server has.
+// Answers that are final for a file's bytes (docs/sync-protocol.md): sending the same bytes
+// again gets the same answer. 422 hash_mismatch is final only once the restarts are used up.
+// Anything else (the network, 5xx, 409, 401/403, a proxy's page) is tried again next time.
+const FINAL = {
+  413: new Set(["too_large", "too_many_pixels"]),
+  415: new Set(["unsupported_type", "not_an_image", "damaged_image"]),
+  422: new Set(["hash_mismatch"]),
+};
+const RESTARTS = 2;
+
+function finalRefusal(response, answer) {
+  const reason = answer?.error;
+  return FINAL[response.status]?.has(reason) ? reason : null;
+}
+
+// Files go up in pieces; an interrupted upload resumes from what the server has. A file the
+// server refuses for good is marked so (kept on the phone, shown on the outbox page) and is
+// not sent again.
 async function uploadFiles(api, device) {
   for (const file of await outbox.unconfirmedFiles(device)) {
     if (!file.blob) continue;
     const url = `/api/sync/files/${file.sha256}`;
     let response = await api("POST", url, { json: { size: file.size, content_type: file.type } });
-    if (!response.ok) continue; // refused (type, size): the record shows the photo as missing
+    if (!response.ok) {
+      const refused = finalRefusal(response, await response.json().catch(() => null));
+      if (refused) await outbox.refuseFile(file.sha256, refused);
+      continue; // otherwise a passing problem: tried again at the next sync
+    }
     let state = await response.json();
     let restarts = 0;
+    let refused = null;
     while (!state.complete) {
       const piece = file.blob.slice(state.offset, state.offset + CHUNK);
       response = await api("PATCH", url, { body: piece, headers: { "Upload-Offset": String(state.offset) } });
       const next = await response.json().catch(() => null);
       // 409: the server has a different amount (resume from there); 422: damaged, start over.
-      const resumable = response.ok || response.status === 409 || (response.status === 422 && restarts++ < 2);
-      if (!resumable || next?.offset === undefined || next.offset === null) break;
+      const resumable = response.ok || response.status === 409 || (response.status === 422 && restarts++ < RESTARTS);
+      if (!resumable) { refused = finalRefusal(response, next); break; }
+      if (next?.offset === undefined || next.offset === null) break;
       state = { complete: Boolean(next.complete), offset: next.offset };
     }
     if (state.complete) await outbox.confirmFile(file.sha256);
+    else if (refused) await outbox.refuseFile(file.sha256, refused);
   }
 }
 

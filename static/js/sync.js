@@ -67,10 +67,12 @@ export async function counts() {
   const all = device ? await outbox.mutationsOf(device) : [];
   // A photo or signature the server has not confirmed is not "synced", even when its record is.
   const files = device ? (await outbox.unconfirmedFiles(device)).filter((f) => f.blob).length : 0;
+  // A photo the server refused needs the user once, until they tap "Noted" on the outbox page.
+  const refused = device ? (await outbox.refusedFiles(device)).filter((f) => !f.refused.seen_at).length : 0;
   return {
     waiting: all.filter((m) => outbox.UNSENT.has(m.status)).length,
     files,
-    attention: all.filter((m) => m.status === "rejected").length,
+    attention: all.filter((m) => m.status === "rejected").length + refused,
     syncedAt: device ? await outbox.getMeta(`synced_at:${device}`) : null,
   };
 }
