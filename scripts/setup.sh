@@ -17,11 +17,10 @@ if [ ! -x .venv/bin/python ]; then
   echo "==> creating .venv with $python_bin"
   "$python_bin" -m venv .venv
 fi
-echo "==> Python packages"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
-if [ "${1:-}" = "--dev" ]; then
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-fi
+echo "==> Python packages (hash-pinned: requirements*.lock, made by scripts/lock.sh)"
+lock=requirements.lock
+[ "${1:-}" = "--dev" ] && lock=requirements-dev.lock
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes -r "$lock"
 
 echo "==> front-end packages (npm registry)"
 command -v npm >/dev/null 2>&1 || { echo "fieldapp needs Node.js and npm (apt-get install nodejs npm)." >&2; exit 1; }
