@@ -2,10 +2,20 @@
 
 A supervisor taps on their phone at a guarded site of the teams they lead; each tap is a fact
 (``SupervisorPresence``) sent by the sync engine and applied by :func:`apply_presence`, which
-checks the position against the site's geofence and keeps (but flags) a tap outside it. The
-pairing of taps into presence intervals is the pure rule ``fieldapp.rules.presence``; hours per
-day are ``fieldapp.rules.patrols.supervisor_onsite_hours`` of those intervals (see
-``fieldapp.patrols.service.onsite_hours``).
+checks the position against the site's geofence and keeps (but flags) a tap outside it. Taps
+are stored whatever order they reach the server in (a phone is offline for hours, a departure
+from one phone may come before the arrival from another): a departure is never refused for
+want of an arrival. The pairing of taps into presence intervals happens at read time, in the
+order the taps happened, by the pure rule ``fieldapp.rules.presence``:
+
+- arrival (inside the geofence) → next departure at that site within
+  ``MAX_PRESENCE_SPAN`` (16 h) is one interval, across midnight for a night shift;
+- an arrival without such a departure counts until its local midnight (nothing assumed);
+- a departure with no arrival before it counts nothing until its arrival reaches the server
+  (the page lists it as unpaired).
+
+Hours per day are ``fieldapp.rules.patrols.supervisor_onsite_hours`` of those intervals clipped
+to each local day (see ``fieldapp.patrols.service.onsite_hours`` and :func:`hours_by_day`).
 """
 
 from dataclasses import dataclass, field
@@ -24,9 +34,13 @@ from fieldapp.sync.messages import register_rule_messages
 
 ARRIVE, LEAVE = rules.ARRIVE, rules.LEAVE
 ACTION_LABELS = {ARRIVE: _l("Arrived on site"), LEAVE: _l("Leaving site")}
-# How far back a day's figure looks for an arrival still open when the day began: an
-# interval never outlasts its arrival's local day, so one day (plus a time-zone margin).
-LOOKBACK = timedelta(hours=26)
+# How far back a day's figure looks for an arrival still open when the day began: an interval
+# either ends at its arrival's local midnight (a day is at most 25 h long, on a DST day) or at a
+# departure at most MAX_PRESENCE_SPAN (16 h) after the arrival; 26 h covers both.
+LOOKBACK = max(timedelta(hours=26), rules.MAX_PRESENCE_SPAN + timedelta(hours=1))
+# How far past a day's end to read for the departure of an overnight interval (so the intervals
+# returned are exact, not only their part within the day).
+LOOKAHEAD = rules.MAX_PRESENCE_SPAN
 RECENT_DAYS = 7
 
 register_rule_messages(
@@ -37,9 +51,6 @@ register_rule_messages(
         "patrol.presence_unknown_site": _l("This site is not a guarded site of your company."),
         "patrol.presence_not_your_site": _l(
             "This site belongs to a team you do not supervise: your time there does not count."
-        ),
-        "patrol.presence_not_arrived": _l(
-            "You have not tapped “Arrived on site” at this site today, so you cannot leave it."
         ),
     }
 )
@@ -77,27 +88,14 @@ def _tap(record: SupervisorPresence, tz_name: str) -> rules.PresenceTap:
 def apply_presence(ctx, payload) -> SupervisorPresence:
     """PAT-09: the supervisor arrives at or leaves a site of their teams (offline too).
 
-    Refused: no GPS position, an unknown site or one of another team, a departure with no
-    arrival at that site earlier the same local day. Outside the geofence: kept, flagged.
+    Refused: no GPS position, an unknown site or one of another team. Outside the geofence:
+    kept, flagged. A departure is stored even when no arrival is known (yet): the tap is a fact,
+    its arrival may come later from another phone; the hours pair them at read time.
     """
     site = _presence_site(ctx.user, payload.site_id)
     if payload.latitude is None or payload.longitude is None:
         raise RuleViolation("patrol.presence_no_position", "no GPS position")
     at = ctx.device_time.astimezone(UTC)
-    if payload.action == LEAVE:
-        start, end = patrol_rules.local_day_bounds(
-            rules.local_date(at, site.timezone), site.timezone
-        )
-        earlier = db.session.scalars(
-            db.select(SupervisorPresence).where(
-                SupervisorPresence.supervisor_id == ctx.user.id,
-                SupervisorPresence.site_id == site.id,
-                SupervisorPresence.at >= start,
-                SupervisorPresence.at < end,
-            )
-        ).all()
-        if not rules.may_leave([_tap(r, site.timezone) for r in earlier], at, site.timezone):
-            raise RuleViolation("patrol.presence_not_arrived", "leaving without arriving")
     from fieldapp.patrols.service import position_fields  # it imports this module
 
     record = SupervisorPresence(
@@ -136,14 +134,18 @@ def intervals(
     user: User, start: datetime, end: datetime, now: datetime | None = None
 ) -> list[tuple[datetime, datetime]]:
     """Presence intervals touching ``start``..``end`` (UTC), from the taps (not clipped)."""
-    records = taps(user.id, start - LOOKBACK, end)
+    records = taps(user.id, start - LOOKBACK, end + LOOKAHEAD)
+    return rules.presence_intervals(_taps_of(records), now or utcnow())
+
+
+def _taps_of(records: list[SupervisorPresence]) -> list[rules.PresenceTap]:
     zones = {
         site.id: site.timezone
         for site in db.session.scalars(
             db.select(Site).where(Site.id.in_({r.site_id for r in records} or {-1}))
         )
     }
-    return rules.presence_intervals([_tap(r, zones[r.site_id]) for r in records], now or utcnow())
+    return [_tap(r, zones[r.site_id]) for r in records]
 
 
 @dataclass
@@ -163,16 +165,22 @@ class SiteState:
     site: Site
     since: datetime | None = None  # on site since (UTC) when the last tap is an arrival
     taps: list = field(default_factory=list)  # today's taps at this site
+    unpaired: set = field(default_factory=set)  # ids of today's departures that end no arrival
 
 
 def today_by_site(user: User, today: date, tz_name: str) -> list[SiteState]:
-    """Each site of the supervisor with today's taps, and whether they are on site now."""
+    """Each site of the supervisor with today's taps, whether they are on site now, and
+    today's departures no arrival is known for (they count nothing until it reaches us)."""
     start, end = patrol_rules.local_day_bounds(today, tz_name)
     states = {site.id: SiteState(site) for site in presence_sites(user)}
-    for record in taps(user.id, start, end):
+    records = taps(user.id, start - LOOKBACK, end)  # earlier taps: an overnight arrival
+    unpaired = {(t.site, t.at) for t in rules.unpaired_departures(_taps_of(records), utcnow())}
+    for record in records:
         state = states.get(record.site_id)
-        if state is None:  # the team is no longer theirs: the taps stay, not shown here
+        if state is None or record.at < start:  # not today, or no longer their team's site
             continue
+        if record.action == LEAVE and (record.site_id, record.at) in unpaired:
+            state.unpaired.add(record.id)
         state.taps.append(record)
         inside_arrival = record.action == ARRIVE and not record.outside_geofence
         state.since = record.at if inside_arrival else None

@@ -168,12 +168,94 @@ def test_an_arrival_without_departure_counts_until_the_end_of_that_day(phone):
         "applied"
     )
     supervisor = user("supervisor")
+    following = day + timedelta(days=1)
     assert service.onsite_hours(supervisor, day, "Asia/Shanghai") == 4.0  # 20:00 to midnight
-    assert service.onsite_hours(supervisor, day + timedelta(days=1), "Asia/Shanghai") == 0.0
-    # The next day's departure does not stretch it: it is refused (no arrival that day).
-    late = phone.send("patrol.presence", tap(gate, "leave"), local(day + timedelta(days=1), 9))
-    assert late["status"] == "rejected" and late["reason"] == "patrol.presence_not_arrived"
-    assert service.onsite_hours(supervisor, day + timedelta(days=1), "Asia/Shanghai") == 0.0
+    assert service.onsite_hours(supervisor, following, "Asia/Shanghai") == 0.0
+    # The next morning's departure, 13 h later (within the 16 h span), is accepted and ends
+    # the stay: 20:00 to 09:00, 4 h on the first day and 9 h on the second.
+    late = phone.send("patrol.presence", tap(gate, "leave"), local(following, 9))
+    assert late["status"] == "applied"
+    assert service.onsite_hours(supervisor, day, "Asia/Shanghai") == 4.0
+    assert service.onsite_hours(supervisor, following, "Asia/Shanghai") == 9.0
+    # An arrival whose departure comes beyond the span still counts only until its midnight.
+    other = day - timedelta(days=2)
+    assert phone.send("patrol.presence", tap(gate, "arrive"), local(other, 7))["status"] == (
+        "applied"
+    )
+    beyond = phone.send("patrol.presence", tap(gate, "leave"), local(other + timedelta(1), 0, 1))
+    assert beyond["status"] == "applied"
+    assert service.onsite_hours(supervisor, other, "Asia/Shanghai") == 17.0  # 07:00 to midnight
+    assert service.onsite_hours(supervisor, other + timedelta(1), "Asia/Shanghai") == 0.0
+
+
+def test_a_night_shift_leave_after_midnight_is_applied_and_counts_on_both_days(phone):
+    """Arrive 20:00, leave 04:00 the next morning: one stay, 4 h on each local day, on the
+    presence page and in the KPI's month figures alike."""
+    from fieldapp.patrols import presence
+
+    gate = site()
+    night, morning = today() - timedelta(days=3), today() - timedelta(days=2)
+    arrive = phone.mutation("patrol.presence", tap(gate, "arrive"), local(night, 20))
+    leave = phone.mutation("patrol.presence", tap(gate, "leave"), local(morning, 4))
+    assert [r["status"] for r in phone.push(arrive, leave)] == ["applied", "applied"]
+    supervisor = user("supervisor")
+    assert service.onsite_hours(supervisor, night, "Asia/Shanghai") == 4.0
+    assert service.onsite_hours(supervisor, morning, "Asia/Shanghai") == 4.0
+    hours = presence.hours_by_day(supervisor, [night, morning], "Asia/Shanghai")
+    assert hours == {night: 4.0, morning: 4.0}
+    html = english(phone.client, "/patrols/presence").get_data(as_text=True)
+    assert f'data-day="{night.isoformat()}" data-hours="4.00"' in html
+    assert f'data-day="{morning.isoformat()}" data-hours="4.00"' in html
+    # The month's figures of the KPI page (one read of the taps) agree day by day.
+    first = night.replace(day=1)
+    following = (first + timedelta(days=32)).replace(day=1)
+    days = {
+        d.day: d.hours
+        for d in presence.month_days(supervisor, first, following, today(), "Asia/Shanghai")
+    }
+    if night in days:
+        assert days[night] == 4.0
+    if morning in days:
+        assert days[morning] == 4.0
+    stored = {r.id: r for r in db.session.scalars(select(SupervisorPresence))}
+    assert stored[leave["payload"]["id"]].at == local(morning, 4).astimezone(UTC)
+
+
+def test_a_leave_from_one_phone_before_the_arrive_from_another_gives_the_right_hours(phone, login):
+    """Phone B (or the same phone after a reinstall) delivers the departure first; phone A,
+    offline for hours, delivers the arrival later. Both are kept and they pair."""
+    gate = site()
+    day = today() - timedelta(days=12)
+    other_device = "9c2e4b6d-1f3a-4e5c-8b7d-0a2c4e6f8a1b"
+    phone_b = Phone(login("supervisor", device_id=other_device), other_device)
+    supervisor = user("supervisor")
+
+    leave = phone_b.mutation("patrol.presence", tap(gate, "leave"), local(day, 15))
+    assert phone_b.push(leave)[0]["status"] == "applied"
+    assert service.onsite_hours(supervisor, day, "Asia/Shanghai") == 0.0  # no arrival known
+    today_leave = phone_b.mutation("patrol.presence", tap(gate, "leave"), datetime.now(UTC))
+    assert phone_b.push(today_leave)[0]["status"] == "applied"
+    page = english(phone.client, "/patrols/presence").get_data(as_text=True)
+    section = page.split(f'id="presence-site-{gate.id}"')[1].split("</section>")[0]
+    assert 'data-presence-tap="leave"' in section and "data-unpaired" in section
+    assert "not counted until the arrival is synced" in section
+
+    arrive = phone.mutation("patrol.presence", tap(gate, "arrive"), local(day, 7, 30))
+    assert phone.push(arrive)[0]["status"] == "applied"
+    assert service.onsite_hours(supervisor, day, "Asia/Shanghai") == 7.5
+    # Overnight too: phone B's 04:00 departure first, phone A's 20:00 arrival the day after.
+    night = day + timedelta(days=1)
+    early = phone_b.mutation("patrol.presence", tap(gate, "leave"), local(night + timedelta(1), 4))
+    assert phone_b.push(early)[0]["status"] == "applied"
+    late = phone.mutation("patrol.presence", tap(gate, "arrive"), local(night, 20))
+    assert phone.push(late)[0]["status"] == "applied"
+    assert service.onsite_hours(supervisor, night, "Asia/Shanghai") == 4.0
+    assert service.onsite_hours(supervisor, night + timedelta(1), "Asia/Shanghai") == 4.0
+
+    # Nothing saved is lost: every tap is stored as sent.
+    kept = {r.id for r in db.session.scalars(select(SupervisorPresence))}
+    sent = {m["payload"]["id"] for m in (leave, today_leave, arrive, early, late)}
+    assert sent <= kept
 
 
 def test_bad_taps_are_refused_with_a_reason_and_nothing_saved_is_lost(phone, login):
@@ -234,10 +316,10 @@ def test_bad_taps_are_refused_with_a_reason_and_nothing_saved_is_lost(phone, log
     assert {batch[0]["payload"]["id"], batch[6]["payload"]["id"]} <= kept
     assert service.onsite_hours(user("supervisor"), day, "Asia/Shanghai") == 7.0
 
-    # Leaving twice: the second departure has no arrival; the first one stays.
+    # Leaving twice: the second departure is kept (a fact), pairs with nothing, adds nothing.
     again = phone.send("patrol.presence", tap(gate, "leave"), local(day, 16))
-    assert again["reason"] == "patrol.presence_not_arrived"
-    assert "Arrived on site" in again["message"]
+    assert again["status"] == "applied"
+    assert service.onsite_hours(user("supervisor"), day, "Asia/Shanghai") == 7.0
     # Sent again, a rejected tap is answered the same way and stores nothing.
     before = db.session.scalar(select(func.count()).select_from(SupervisorPresence))
     assert phone.push(batch[1])[0]["reason"] == "patrol.presence_no_position"
