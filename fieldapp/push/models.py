@@ -47,7 +47,22 @@ class PushEvent(db.Model):
     alarm: Mapped[bool] = mapped_column(default=False)
     ttl: Mapped[int]
     urgency: Mapped[str] = mapped_column(String(8))
-    created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False, index=True)
+
+
+class PushDedupe(db.Model):
+    """What is left of a deleted event with a ``dedupe_key``: that it was raised.
+
+    Retention (``retention.py``) deletes old events once no inbox line needs them, but some
+    rule-clock conditions hold for ever (an open complaint past its deadline, a forced visit
+    never made); ``notify`` looks here too, so such an alarm is not raised a second time.
+    """
+
+    __tablename__ = "push_dedupe"
+
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"), primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    raised_at = mapped_column(UTCDateTime, nullable=False)
 
 
 class Notification(db.Model):
@@ -57,6 +72,8 @@ class Notification(db.Model):
     __table_args__ = (
         UniqueConstraint("event_id", "user_id"),
         Index("ix_push_notification_user_created", "user_id", "created_at"),
+        # Retention: "read before X" and "unread and created before Y" (read_at IS NULL).
+        Index("ix_push_notification_read_created", "read_at", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -103,7 +120,7 @@ class Delivery(db.Model):
     last_status: Mapped[int | None]
     last_error: Mapped[str | None] = mapped_column(String(200))
     sent_at = mapped_column(UTCDateTime)
-    created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False, index=True)
 
 
 class Preference(db.Model):

@@ -21,7 +21,7 @@ from flask_login import current_user, login_required, user_logged_out
 
 from fieldapp.errors import error_response
 from fieldapp.extensions import csrf, db
-from fieldapp.push import cli, kinds, service
+from fieldapp.push import cli, kinds, retention, service  # retention: the push.retention check
 from fieldapp.push.sender import get_sender
 
 # cli_group=None: the commands are ``flask vapid-keys``, ``flask worker``, ``flask rule-clock``.
@@ -44,6 +44,8 @@ def _setup(state) -> None:
     app.config.setdefault("PUSH_HTTP_CONCURRENCY", 8)
     app.config.setdefault("PUSH_RETRY_BASE", 30)
     app.config.setdefault("PUSH_MAX_ATTEMPTS", 6)
+    for key, days in retention.DEFAULTS.items():  # how long push rows are kept (retention.py)
+        app.config.setdefault(key, days)
 
 
 @bp.before_app_request

@@ -24,6 +24,7 @@ from fieldapp.push.models import (
     Delivery,
     Notification,
     Preference,
+    PushDedupe,
     PushEvent,
     PushSubscription,
     QuietHours,
@@ -103,9 +104,18 @@ def notify(
     if not url.startswith("/") or url.startswith("//"):
         raise ValueError("url must be a path inside the app, e.g. /deliveries/42")
     if dedupe_key is not None:
+        # The event, or what retention kept of it once deleted: one statement, so a deletion
+        # committing meanwhile is seen either before or after, never neither.
         exists = db.session.scalar(
-            db.select(PushEvent.id).where(
-                PushEvent.org_id == org_id, PushEvent.dedupe_key == dedupe_key
+            db.select(
+                db.or_(
+                    db.select(PushEvent.id)
+                    .where(PushEvent.org_id == org_id, PushEvent.dedupe_key == dedupe_key)
+                    .exists(),
+                    db.select(PushDedupe.org_id)
+                    .where(PushDedupe.org_id == org_id, PushDedupe.dedupe_key == dedupe_key)
+                    .exists(),
+                )
             )
         )
         if exists:
