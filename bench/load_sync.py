@@ -5,14 +5,22 @@
     .venv/bin/python bench/load_sync.py --postgres URL        # a server's maintenance DB URL
     .venv/bin/python bench/load_sync.py --devices 1 --count-only   # statements per record only
     .venv/bin/python bench/load_sync.py --sqlite --devices 40      # on a SQLite file instead
+    .venv/bin/python bench/load_sync.py --redis none          # rule clock in every web worker
+    .venv/bin/python bench/load_sync.py --workers 2 --threads 4    # gthread workers
 
 Before the load it counts, in-process, the SQL statements of pushes of each record type
 (a ``before_cursor_execute`` listener on the app's engine; see ``count_statements``).
 
 Creates a database of its own (``fa_bench_load_<random>``; dropped afterwards), runs the real
 migrations and the demo seed, and adds one guard per simulated device, each rostered on a shift
-running now at the demo's guarded post. gunicorn (``--workers``, default 4, sync workers) is
-started from here on a free loopback port. Every device then, as the phone does:
+running now at the demo's guarded post (started 4 hours ago: the count's rule clock tick below
+raises the round alarms that the pushed scans then withdraw, as a phone synced late does).
+gunicorn (``--workers``, default 4, sync workers; ``--threads`` > 1 for gthread) is started
+from here on a free loopback port. As docs/deploy.md deploys it, the web processes get
+``REDIS_URL`` (``--redis``, default the local Redis, a queue name of its own) and one
+``flask worker`` runs the rule clock and the notifications; ``--redis none`` runs the clock in
+every web worker instead (the embedded default without Redis). Every device then, as the
+phone does:
 
   1. ``GET /api/sync/daypack`` and ``GET /api/sync/pull`` from the day pack's cursor;
   2. pushes its shift's records in batches of 100 mutations (``--batches``, default 1): the
@@ -23,8 +31,12 @@ started from here on a free loopback port. Every device then, as the phone does:
 Logins happen before the clock starts (the guards' password hashes are cheap PBKDF2 so 500
 logins do not dominate the run). Devices run ``--clients`` at a time, each request timed on
 its own. It prints requests/s, mutations/s, p50/p95/p99 per request kind and the number of
-errors (any non-2xx answer, network error, or a mutation not ``applied``). Loopback only; the
-request count is bounded: devices x (2 + batches + 4).
+errors (any non-2xx answer, network error, or a mutation not ``applied``); next to the client's
+figures, the server's own time for the same requests (gunicorn's access log, ``%(D)s``), and
+the CPU seconds used during the load by the web workers, PostgreSQL's backends of the bench
+database, this client, the queue worker and everything else on the machine (``/proc``), so
+that a starved or client-bound run shows as such. Loopback only; the request count is
+bounded: devices x (2 + batches + 4).
 """
 
 import argparse
@@ -460,6 +472,70 @@ def _loadavg() -> str:
         return "?"
 
 
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used, 0 if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_use(server_pid: int | None, worker_pid: int | None, database: str | None) -> dict:
+    """CPU seconds so far: this client, the web (gunicorn and its workers), the queue worker,
+    PostgreSQL's backends of the bench database, and the whole machine (not idle)."""
+    use = {"client": sum(os.times()[:2]), "web": 0.0, "queue worker": 0.0, "PostgreSQL": 0.0}
+    if worker_pid:
+        use["queue worker"] = _proc_cpu(worker_pid)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        parent = int(stat[stat.rfind(")") + 2 :].split()[1])
+        if server_pid and server_pid in (int(entry.name), parent):
+            use["web"] += _proc_cpu(int(entry.name))
+        elif database and command.startswith("postgres:") and f" {database} " in command:
+            use["PostgreSQL"] += _proc_cpu(int(entry.name))
+    try:
+        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        use["machine"] = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        pass
+    return use
+
+
+def server_times(access_log: Path, since: int) -> dict[str, list[float]]:
+    """The server's own time per request kind (gunicorn's %(D)s), from byte ``since`` on."""
+    kinds = {
+        "/api/sync/daypack": "daypack",
+        "/api/sync/pull": "pull",
+        "/api/sync/push": "push (100 mutations)",
+    }
+    times: dict[str, list[float]] = defaultdict(list)
+    try:
+        with access_log.open("rb") as log:
+            log.seek(since)
+            lines = log.read().decode(errors="replace").splitlines()
+    except OSError:
+        return times
+    for line in lines:
+        parts = line.split()
+        if len(parts) != 4 or not parts[3].isdigit():
+            continue
+        method, path = parts[0], parts[1]
+        kind = kinds.get(path)
+        if kind is None and path.startswith("/api/sync/files/"):
+            kind = "file announce" if method == "POST" else "file upload"
+        if kind:
+            times[kind].append(int(parts[3]) / 1000)
+    return times
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
@@ -475,6 +551,15 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=500)
     parser.add_argument("--clients", type=int, default=4, help="devices syncing at the same time")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="threads per gunicorn worker (>1: gthread)"
+    )
+    parser.add_argument(
+        "--redis",
+        default="redis://127.0.0.1:6379/0",
+        help="Redis for the queue worker that runs the rule clock, as in docs/deploy.md "
+        "(a queue of its own); 'none' runs the clock in every web worker instead",
+    )
     parser.add_argument("--batches", type=int, default=1, help="100-mutation pushes per device")
     parser.add_argument("--keep", action="store_true", help="keep the database")
     parser.add_argument(
@@ -494,7 +579,7 @@ def main() -> None:
     else:
         name, url = create_database(args.postgres)
     backend = "SQLite" if args.sqlite else "PostgreSQL"
-    server = None
+    server = queue_worker = None
     try:
         guards, codes = seed(url, args.devices + 1)
         counter_name, counter_shift = guards.pop()  # a guard of its own for the count
@@ -513,6 +598,17 @@ def main() -> None:
         }
         env.pop("TEST_POSTGRES_URL", None)
         env.pop("REDIS_URL", None)
+        redis_url = None if args.redis == "none" else args.redis
+        if redis_url:  # as deployed: the web only enqueues, `flask worker` runs the clock
+            env |= {"REDIS_URL": redis_url, "FIELDAPP_QUEUE": f"fa_bench_{uuid.uuid4().hex[:8]}"}
+            queue_worker = subprocess.Popen(
+                [sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=(instance / "worker.log").open("wb"),
+            )
+        access_log = instance / "access.log"
         server = subprocess.Popen(
             [
                 sys.executable,
@@ -520,10 +616,16 @@ def main() -> None:
                 "gunicorn",
                 "-w",
                 str(args.workers),
+                *(["--threads", str(args.threads)] if args.threads > 1 else []),
                 "-b",
                 f"127.0.0.1:{port}",
                 "--timeout",
                 "120",
+                # the server's own time per request (microseconds), next to the client's
+                "--access-logfile",
+                str(access_log),
+                "--access-logformat",
+                "%(m)s %(U)s %(s)s %(D)s",
                 "wsgi:app",
             ],
             cwd=ROOT,
@@ -557,17 +659,34 @@ def main() -> None:
         logins = time.perf_counter() - began
 
         stats = Stats()
+        log_start = access_log.stat().st_size if access_log.exists() else 0
+        cpu_before = cpu_use(server.pid, queue_worker and queue_worker.pid, name)
+        load_before = _loadavg()
         began = time.perf_counter()
         with ThreadPoolExecutor(args.clients) as pool:
             list(pool.map(lambda d: run_device(base, stats, d, codes, args.batches), devices))
         elapsed = time.perf_counter() - began
+        cpu_after = cpu_use(server.pid, queue_worker and queue_worker.pid, name)
 
         requests_done = sum(len(v) for v in stats.latency.values())
         errors = sum(stats.errors.values())
+        workers = (
+            f"{args.workers} workers x {args.threads} threads (gthread)"
+            if args.threads > 1
+            else f"{args.workers} sync workers"
+        )
         print(
             f"load_sync: {args.devices} devices, {args.clients} at a time, gunicorn "
-            f"{args.workers} sync workers, {backend}, {os.cpu_count()} cores (shared); "
-            f"load average after: {_loadavg()}"
+            f"{workers}, {backend}, {os.cpu_count()} cores (shared); "
+            f"load average before/after the load: {load_before} / {_loadavg()}"
+        )
+        print(
+            "  rule clock: "
+            + (
+                "in a `flask worker` queue worker over Redis, as docs/deploy.md deploys it"
+                if queue_worker
+                else "in every web worker (no Redis: the embedded default, not production)"
+            )
         )
         print(f"  logins (untimed set-up): {args.devices} in {logins:.1f} s")
         print(
@@ -581,6 +700,29 @@ def main() -> None:
                 f"  {kind:22s}{len(ms):7d}{statistics.median(ms):7.0f}ms"
                 f"{percentile(ms, 0.95):7.0f}ms{percentile(ms, 0.99):7.0f}ms{max(ms):7.0f}ms"
             )
+        on_server = server_times(access_log, log_start)
+        if on_server:
+            print("  the same requests timed by the server (gunicorn's request time, %(D)s):")
+            for kind, ms in on_server.items():
+                print(
+                    f"  {kind:22s}{len(ms):7d}{statistics.median(ms):7.0f}ms"
+                    f"{percentile(ms, 0.95):7.0f}ms{percentile(ms, 0.99):7.0f}ms"
+                    f"{max(ms):7.0f}ms"
+                )
+        used = {k: cpu_after.get(k, 0.0) - cpu_before.get(k, 0.0) for k in cpu_after}
+        others = used.get("machine", 0.0) - sum(
+            used[k] for k in ("client", "web", "queue worker", "PostgreSQL")
+        )
+        print(
+            f"  CPU during the load ({elapsed:.0f} s x {os.cpu_count()} cores = "
+            f"{elapsed * (os.cpu_count() or 1):.0f} core-s): "
+            + ", ".join(
+                f"{k} {used[k]:.0f} s"
+                for k in ("web", "PostgreSQL", "client", "queue worker")
+                if k in used
+            )
+            + (f", everything else on the machine {others:.0f} s" if "machine" in used else "")
+        )
         push = [v * 1000 for v in stats.latency["push (100 mutations)"]]
         p95 = percentile(push, 0.95) if push else float("nan")
         print(
@@ -592,9 +734,10 @@ def main() -> None:
         for sample in stats.samples:
             print(f"    e.g. {sample}")
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
+        for process in (server, queue_worker):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=30)
         if not args.keep and name is not None:
             drop_database(args.postgres, name)
 

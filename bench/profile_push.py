@@ -3,12 +3,17 @@
     .venv/bin/python bench/profile_push.py                  # SQLite file, both kinds of push
     .venv/bin/python bench/profile_push.py --profile 25     # ... and cProfile's top 25
     .venv/bin/python bench/profile_push.py --postgres URL   # a schema of its own on the server
+    .venv/bin/python bench/profile_push.py --only patrol --clock   # after the rule clock's alarms
 
 Two pushes, as the benches send them: 100 ``test.note`` mutations (``bench/sync_ingest.py``)
 as the demo courier, and a patrol round (a sign-in and 99 signed checkpoint scans, two with a
 photo; ``bench/load_sync.py``) as a guard. Each is pushed ``--repeat`` times with new IDs;
 it prints the median and the fastest wall and process-CPU time per push. CPU time is what a
 loaded machine moves least: it is the figure to compare before and after a change.
+
+``--clock`` runs the rule clock's round check first, so the round alarms of the guards' shifts
+are raised and every patrol push is one that withdraws them (what ``load_sync.py`` pushes);
+each push is then a different guard's first push of their shift.
 """
 
 import argparse
@@ -34,6 +39,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--profile", type=int, default=0, help="print cProfile's top N")
     parser.add_argument("--only", choices=("note", "patrol"))
+    parser.add_argument(
+        "--clock",
+        action="store_true",
+        help="run the rule clock's round check first (it raises the round alarms a late push "
+        "withdraws, as in load_sync.py once a worker's clock has ticked); one guard per push",
+    )
     parser.add_argument(
         "--sampler", action="store_true", help="pyinstrument's call tree (pip install it)"
     )
@@ -64,12 +75,21 @@ def run(url: str, args) -> None:
     import load_sync
     import sync_ingest
 
-    guards, codes = load_sync.seed(url, 1)
+    guards, codes = load_sync.seed(url, args.repeat + 1 if args.clock else 1)
     guard, shift_id = guards[0]
 
     from fieldapp import create_app
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
+    if args.clock:
+        from fieldapp.extensions import db
+        from fieldapp.models import utcnow
+        from fieldapp.patrols import service as patrols
+
+        with app.app_context():
+            raised = patrols.check_rounds(utcnow())
+            db.session.commit()
+        print(f"  rule clock: {raised} round alarms raised before the pushes")
 
     class Phone:
         def __init__(self, name: str, password: str):
@@ -96,9 +116,27 @@ def run(url: str, args) -> None:
             bad = [r for r in answer.get_json()["results"] if r["status"] != "applied"]
             assert answer.status_code == 200 and not bad, (answer.status_code, bad[:2])
 
+    class Guards:
+        """With --clock, each push is a new guard's first: its shift as load_sync.py pushes it."""
+
+        def __init__(self):
+            self.next = 0
+            self.phones = [(Phone(g, load_sync.PASSWORD), s) for g, s in guards]
+
+        def push(self, mutations: list[dict]) -> None:
+            self.phones[self.next - 1][0].push(mutations)
+
+        def make(self) -> list[dict]:
+            self.next += 1
+            shift = self.phones[self.next - 1][1]
+            return load_sync.shift_records(shift, codes, ["0" * 64, "1" * 64], 1)
+
+    patrol = Guards() if args.clock else None
     kinds = {
         "note": (Phone("courier1", "demo-2026"), lambda: sync_ingest.mutations(1, 100)),
-        "patrol": (
+        "patrol": (patrol, patrol.make)
+        if patrol
+        else (
             Phone(guard, load_sync.PASSWORD),
             lambda: load_sync.shift_records(shift_id, codes, ["0" * 64, "1" * 64], 1),
         ),

@@ -507,6 +507,7 @@ def roster_shift(
     )
     db.session.add(shift)
     db.session.flush()
+    _publish_shift(shift, post, site)
     return shift
 
 
@@ -574,15 +575,53 @@ def change_shift(
     """Move a shift not yet started to another guard, post or time (same checks as rostering)."""
     _changeable(shift, now or utcnow())
     _check_roster(shift.site, post, guard, starts_at, ends_at, except_shift_id=shift.id)
+    previous_guard_id = shift.guard_id
     shift.post_id, shift.guard_id = post.id, guard.id
     shift.starts_at, shift.ends_at = starts_at, ends_at
+    if previous_guard_id != guard.id:  # the shift is no longer on the previous guard's phone
+        _publish_shift(shift, post, shift.site, guard_id=previous_guard_id, deleted=True)
+    _publish_shift(shift, post, shift.site)
     return shift
 
 
 def remove_shift(shift: Shift, now: datetime | None = None) -> None:
     """Take a shift not yet started off the roster."""
     _changeable(shift, now or utcnow())
+    _publish_shift(shift, shift.post, shift.site, deleted=True)
     db.session.delete(shift)
+
+
+# The kind of change a guard's phone pulls for its shifts: the day pack's name for them, so a
+# pulled change replaces (or removes) the day pack's entry, keyed by (kind, id).
+SHIFT_CHANGE_KIND = "patrol_shifts"
+
+
+def shift_for_phone(shift: Shift, post: Post, site: Site) -> dict:
+    """A shift as the guard's phone keeps it (day pack and change feed alike)."""
+    return {
+        "id": shift.id,
+        "site_id": site.id,
+        "site": site.name,
+        "post": post.name,
+        "starts_at": shift.starts_at.isoformat(),
+        "ends_at": shift.ends_at.isoformat(),
+    }
+
+
+def _publish_shift(
+    shift: Shift, post: Post, site: Site, *, guard_id: int | None = None, deleted: bool = False
+) -> None:
+    """Tell the guard's phone (in the caller's transaction) that its shift changed."""
+    from fieldapp.sync import changes  # here, not at the top: only the shift use cases publish
+
+    changes.publish(
+        shift.org_id,
+        SHIFT_CHANGE_KIND,
+        shift.id,
+        None if deleted else shift_for_phone(shift, post, site),
+        user_id=guard_id if guard_id is not None else shift.guard_id,
+        deleted=deleted,
+    )
 
 
 def save_plan(
@@ -716,6 +755,10 @@ def _withdraw(shift: Shift, what: str, alarm_key: str, round_number: int = 0, **
         org_id=shift.org_id, shift_id=shift.id, what=what, round_number=round_number, **fields
     )
     db.session.add(withdrawal)
+    cache = batch_cache()  # a sync push: keep its set of the shift's withdrawals up to date
+    withdrawn = cache.get(("patrols.withdrawn", shift.id)) if cache is not None else None
+    if withdrawn is not None:
+        withdrawn.add((what, round_number))
     push.withdraw(shift.org_id, alarm_key)
     return withdrawal
 
@@ -791,12 +834,67 @@ def _round_alarms_raised(shift: Shift) -> set[str]:
     return _per_batch(("patrols.round_alarms", shift.id), load)
 
 
-def _withdraw_round_alarms(shift: Shift, scan: CheckpointScan) -> list[AlarmWithdrawal]:
+def _batch_shift_scans(
+    shift: Shift, scan: CheckpointScan, code: str, load: bool = True
+) -> list | None:
+    """In a sync push: the shift's scans (as ``shift_scans`` reads them) including ``scan``.
+
+    Read once per batch; every scan the batch adds after that is appended here as it is
+    applied instead of being flushed and read back for every scan. A rolled-back savepoint
+    empties the batch cache (``engine.batch_cache``), so nothing rolled back stays in it.
+    With ``load=False`` the scan is only added to a list read already (None if there is none).
+    """
+    cache = batch_cache()
+    key = ("patrols.shift_scans", shift.id)
+    entry = cache.get(key)
+    if entry is None:
+        if not load:
+            return None
+        rows = db.session.execute(
+            db.select(CheckpointScan.id, Checkpoint.code, CheckpointScan.scanned_at)
+            .join(Checkpoint, Checkpoint.id == CheckpointScan.checkpoint_id)
+            .where(CheckpointScan.shift_id == shift.id)
+        ).all()
+        entry = cache[key] = (
+            {row.id for row in rows},
+            [rules.CheckpointScan(row.code, row.scanned_at) for row in rows],
+        )
+    ids, scans = entry
+    if scan.id not in ids:
+        ids.add(scan.id)
+        scans.append(rules.CheckpointScan(code, scan.scanned_at))
+    return scans
+
+
+def _batch_withdrawn(shift: Shift) -> set[tuple[str, int]] | None:
+    """In a sync push: (what, round number) of the shift's alarm withdrawals, read once."""
+    if batch_cache() is None:
+        return None
+    return _per_batch(
+        ("patrols.withdrawn", shift.id),
+        lambda: {
+            (row.what, row.round_number)
+            for row in db.session.execute(
+                db.select(AlarmWithdrawal.what, AlarmWithdrawal.round_number).where(
+                    AlarmWithdrawal.shift_id == shift.id
+                )
+            )
+        },
+    )
+
+
+def _withdraw_round_alarms(
+    shift: Shift, scan: CheckpointScan, code: str | None = None
+) -> list[AlarmWithdrawal]:
     """PAT-03: scans synced late that complete a round the rule clock alarmed about.
 
     A "missed" alarm is withdrawn once the round is done by the scans' device time (even late);
     a "late" alarm only when the round was done inside its window. Judged at arrival time.
+    ``code`` is the scanned checkpoint's code (it lets a sync push keep the shift's scans in
+    memory for the batch instead of reading them back for every scan).
     """
+    if code is not None and batch_cache() is not None:
+        _batch_shift_scans(shift, scan, code, load=False)  # it counts for any round's status
     if scan.round_number is None:
         return []
     # Most scans arrive with no alarm about their round: one indexed lookup settles that, and
@@ -805,8 +903,11 @@ def _withdraw_round_alarms(shift: Shift, scan: CheckpointScan) -> list[AlarmWith
     if batch_cache() is not None and scan.round_number <= len(_shift_rounds(shift)) <= 200:
         # A sync push: the alarms about any round of the shift, read once for the batch (only
         # the rule clock raises them, no record type does).
-        if not any(key in _round_alarms_raised(shift) for key in keys):
+        raised = _round_alarms_raised(shift)
+        if not any(key in raised for key in keys):
             return []
+        if code is not None:
+            return _withdraw_round_alarms_in_batch(shift, scan, code, raised)
     else:
         raised = db.select(PushEvent.id).where(
             PushEvent.org_id == shift.org_id, PushEvent.dedupe_key.in_(keys)
@@ -847,6 +948,62 @@ def _withdraw_round_alarms(shift: Shift, scan: CheckpointScan) -> list[AlarmWith
             shift,
             f"round-synced-late:{shift.id}:{view.number}",
             round=view.number,
+            at=_local_hhmm(shift.site, completed),
+        )
+    return result
+
+
+def _withdraw_round_alarms_in_batch(
+    shift: Shift, scan: CheckpointScan, code: str, raised: set[str]
+) -> list[AlarmWithdrawal]:
+    """``_withdraw_round_alarms`` in a sync push, once an alarm about the scan's round exists.
+
+    The same decisions on the same facts, read once per batch instead of once per scan: the
+    alarms raised (``raised``), the withdrawals made (``_batch_withdrawn``, kept up to date by
+    ``_withdraw``) and the shift's scans (``_batch_shift_scans``). Only the scan's own round is
+    judged (``round_views`` judges them all and the others were not looked at).
+    """
+    rounds = _shift_rounds(shift)
+    number = scan.round_number
+    if not 1 <= number <= len(rounds):
+        return []
+    withdrawn = _batch_withdrawn(shift)
+    pending = [
+        (what, f"{key}:{shift.id}:{number}")
+        for what, key in (("round_missed", "round-missed"), ("round_late", "round-late"))
+        if f"{key}:{shift.id}:{number}" in raised and (what, number) not in withdrawn
+    ]
+    scans = _batch_shift_scans(shift, scan, code)
+    if not pending:  # every alarm about this round is withdrawn already: nothing can change
+        return []
+    status = rules.round_status(rounds[number - 1], scans, scan.received_at)
+    if status.state != rules.RoundState.DONE:
+        return []
+    completed = status.completed_at
+    result = []
+    for what, alarm_key in pending:
+        if what == "round_late" and status.late:
+            continue  # the round really was finished after its window
+        withdrawal = _withdraw(
+            shift,
+            what,
+            alarm_key,
+            round_number=number,
+            evidence_id=scan.id,
+            evidence_at=completed,
+            reason=(
+                f"round {number} finished at {completed.isoformat()} (device time); "
+                f"last scan synced at {scan.received_at.isoformat()}"
+            ),
+            withdrawn_at=scan.received_at,
+        )
+        result.append(withdrawal)
+    if result:
+        _tell_supervisors(
+            ROUND_SYNCED_LATE,
+            shift,
+            f"round-synced-late:{shift.id}:{number}",
+            round=number,
             at=_local_hhmm(shift.site, completed),
         )
     return result
@@ -936,7 +1093,7 @@ def apply_scan(ctx, payload) -> CheckpointScan:
         photo=payload.photo,
     )
     db.session.add(scan)
-    _withdraw_round_alarms(shift, scan)
+    _withdraw_round_alarms(shift, scan, checkpoint.code)
     return scan
 
 
@@ -1902,16 +2059,7 @@ def daypack_shifts(user: User) -> list[dict]:
     shift = current_shift(user)
     if shift is None:
         return []
-    return [
-        {
-            "id": shift.id,
-            "site_id": shift.site_id,
-            "site": shift.site.name,
-            "post": shift.post.name,
-            "starts_at": shift.starts_at.isoformat(),
-            "ends_at": shift.ends_at.isoformat(),
-        }
-    ]
+    return [shift_for_phone(shift, shift.post, shift.site)]
 
 
 GUARD_PAGES = ("/patrols/duty", "/patrols/incident", "/patrols/gate", "/patrols/handover")
