@@ -176,6 +176,12 @@ async function uploadFiles(api, device) {
   }
 }
 
+// Kinds of pulled change that the offline pages show (the server draws them into the pages the
+// day pack keeps, e.g. a guard's shift on the duty page). When one arrives, those pages are
+// marked stale and an open page fetches them again into the service worker's cache
+// (sync.js refreshPages). A new kind of that sort needs only its name here.
+export const PAGE_KINDS = new Set(["patrol_shifts"]);
+
 async function pull(api, device) {
   const all = await outbox.mutationsOf(device);
   const waiting = all.filter((m) => outbox.UNSENT.has(m.status) || m.status === "rejected");
@@ -187,6 +193,7 @@ async function pull(api, device) {
     if (!response.ok) return;
     const answer = await response.json();
     await outbox.storeRecords(answer.changes);
+    if (answer.changes.some((c) => PAGE_KINDS.has(c.entity))) await outbox.setMeta(`pages_stale:${device}`, Date.now());
     await outbox.setMeta(`cursor:${device}`, answer.cursor);
     if (!answer.more) return;
   }

@@ -16,7 +16,12 @@ function csrf() { return document.querySelector('meta[name="csrf-token"]')?.cont
 export function flush() {
   const device = deviceId();
   if (!device || !navigator.onLine) return render();
-  return send({ deviceId: device, csrf: csrf() }).then(noteResult);
+  return send({ deviceId: device, csrf: csrf() }).then(afterSend);
+}
+
+async function afterSend(result) {
+  await refreshPages().catch(() => {});
+  return noteResult(result);
 }
 
 function noteResult({ ok, problem }) {
@@ -44,17 +49,45 @@ export async function fetchDayPack() {
   }
   await outbox.storeRecords(changes);
   if (!(await outbox.getMeta(`cursor:${device}`))) await outbox.setMeta(`cursor:${device}`, pack.cursor);
-  const registration = await navigator.serviceWorker?.ready;
-  if (!registration?.active) return;
-  const kept = await new Promise((resolve) => {
-    const channel = new MessageChannel();
-    channel.port1.onmessage = (event) => resolve(event.data.kept);
-    registration.active.postMessage({ type: "CACHE_PAGES", urls: pack.pages }, [channel.port2]);
-  });
+  await outbox.setMeta(`daypack_pages:${device}`, pack.pages);
+  const kept = await cachePages(pack.pages);
+  if (kept === null) return;
   // Today's pages are on the phone: say so (and tests wait for it).
   await outbox.setMeta(`daypack_at:${device}`, Date.now());
   document.documentElement.dataset.offlineReady = String(kept);
   document.dispatchEvent(new CustomEvent("fieldapp:daypack", { detail: { kept, pages: pack.pages.length } }));
+}
+
+// Ask the service worker to fetch pages into its cache; resolves how many it kept (null: no
+// service worker).
+async function cachePages(urls) {
+  const registration = await navigator.serviceWorker?.ready;
+  if (!registration?.active) return null;
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = (event) => resolve(event.data.kept);
+    registration.active.postMessage({ type: "CACHE_PAGES", urls }, [channel.port2]);
+  });
+}
+
+// A pulled change shown by the offline pages (sender.js PAGE_KINDS, e.g. a guard's shift moved
+// by the supervisor) marked them stale: fetch the day pack's pages again, so that offline the
+// phone shows the change, without a whole day pack.
+async function refreshPages() {
+  const device = deviceId();
+  const stale = device && (await outbox.getMeta(`pages_stale:${device}`));
+  if (!stale || !navigator.onLine) return;
+  const urls = await outbox.getMeta(`daypack_pages:${device}`);
+  if (!urls?.length) {
+    await fetchDayPack(); // no day pack yet on this phone: it keeps the pages itself
+  } else {
+    const kept = await cachePages(urls);
+    if (kept === null || kept < urls.length) return; // stays stale: try again at the next sync
+  }
+  // Unless another change marked them stale meanwhile.
+  if ((await outbox.getMeta(`pages_stale:${device}`)) === stale) await outbox.deleteMeta(`pages_stale:${device}`);
+  document.documentElement.dataset.pagesRefreshedAt = String(Date.now());
+  document.dispatchEvent(new CustomEvent("fieldapp:pages-refreshed"));
 }
 
 function schedule() {
@@ -121,7 +154,7 @@ export function start() {
   // The worker sent (Background Sync): show what IndexedDB now holds.
   navigator.serviceWorker?.addEventListener("message", (event) => {
     if (event.data?.type !== "SENT") return;
-    if (event.data.deviceId === deviceId()) noteResult(event.data.result);
+    if (event.data.deviceId === deviceId()) afterSend(event.data.result);
     else render();
   });
   document.getElementById("sync-now")?.addEventListener("click", flush);
