@@ -178,9 +178,25 @@ async function uploadFiles(api, device) {
 
 // Kinds of pulled change that the offline pages show (the server draws them into the pages the
 // day pack keeps, e.g. a guard's shift on the duty page). When one arrives, those pages are
-// marked stale and an open page fetches them again into the service worker's cache
-// (sync.js refreshPages). A new kind of that sort needs only its name here.
+// marked stale and fetched again into the service worker's cache (refreshStalePages: by an
+// open page, or by the worker after a background sync). A new kind of that sort needs only its
+// name here.
 export const PAGE_KINDS = new Set(["patrol_shifts"]);
+
+// Fetch the day pack's pages again if a pulled change marked them stale. ``cachePages(urls)``
+// keeps them in the worker's cache (the worker does it itself; a page asks the worker) and
+// resolves how many it kept. Resolves true once they are fresh; if any failed they stay marked
+// and are tried again at the next sync. False too when the phone has no day pack's page list.
+export async function refreshStalePages(device, cachePages) {
+  const stale = await outbox.getMeta(`pages_stale:${device}`);
+  const urls = stale && (await outbox.getMeta(`daypack_pages:${device}`));
+  if (!urls?.length) return false;
+  const kept = await cachePages(urls);
+  if (kept === null || kept < urls.length) return false;
+  // Unless another change marked them stale meanwhile.
+  if ((await outbox.getMeta(`pages_stale:${device}`)) === stale) await outbox.deleteMeta(`pages_stale:${device}`);
+  return true;
+}
 
 async function pull(api, device) {
   const all = await outbox.mutationsOf(device);

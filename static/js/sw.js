@@ -1,7 +1,7 @@
 // fieldapp service worker (a module worker). VERSION and PRECACHE are prepended by the server
 // (/sw.js), which also points the relative imports at this release's /static/v/<version>/js/.
 /* global VERSION, PRECACHE */
-import { forgetSession, rememberedSession, send } from "./sender.js";
+import { forgetSession, refreshStalePages, rememberedSession, send } from "./sender.js";
 
 const SHELL_CACHE = `fieldapp-shell-${VERSION}`;
 const PAGES_CACHE = "fieldapp-pages";
@@ -75,6 +75,9 @@ async function sendFromWorker() {
   if (!session) return;
   const result = await send(session);
   if (result.problem) await forgetSession(session); // refused: the records wait for a login
+  // A pulled change the offline pages show (a shift moved by the supervisor): the worker keeps
+  // the new pages itself, so the guard sees the change offline without opening the app first.
+  if (result.ok) await refreshStalePages(session.deviceId, cachePages).catch(() => false);
   const pages = await self.clients.matchAll({ type: "window" });
   pages.forEach((page) => page.postMessage({ type: "SENT", deviceId: session.deviceId, result }));
   // The network or the server failed: a rejected promise makes the browser try again later.

@@ -1,7 +1,7 @@
 // When the outbox is sent from an open page: one flush at a time, on every chance the phone
 // gets. How it is sent is sender.js, shared with the service worker (Background Sync).
 import * as outbox from "./outbox.js";
-import { rememberSession, send } from "./sender.js";
+import { refreshStalePages, rememberSession, send } from "./sender.js";
 
 const BASE_DELAY_MS = 30_000;
 const MAX_DELAY_MS = 5 * 60_000;
@@ -77,15 +77,12 @@ async function refreshPages() {
   const device = deviceId();
   const stale = device && (await outbox.getMeta(`pages_stale:${device}`));
   if (!stale || !navigator.onLine) return;
-  const urls = await outbox.getMeta(`daypack_pages:${device}`);
-  if (!urls?.length) {
+  if (!(await outbox.getMeta(`daypack_pages:${device}`))?.length) {
     await fetchDayPack(); // no day pack yet on this phone: it keeps the pages itself
-  } else {
-    const kept = await cachePages(urls);
-    if (kept === null || kept < urls.length) return; // stays stale: try again at the next sync
+    if ((await outbox.getMeta(`pages_stale:${device}`)) === stale) await outbox.deleteMeta(`pages_stale:${device}`);
+  } else if (!(await refreshStalePages(device, cachePages))) {
+    return; // stays stale: tried again at the next sync
   }
-  // Unless another change marked them stale meanwhile.
-  if ((await outbox.getMeta(`pages_stale:${device}`)) === stale) await outbox.deleteMeta(`pages_stale:${device}`);
   document.documentElement.dataset.pagesRefreshedAt = String(Date.now());
   document.dispatchEvent(new CustomEvent("fieldapp:pages-refreshed"));
 }

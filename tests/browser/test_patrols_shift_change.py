@@ -1,7 +1,9 @@
 """The supervisor moves a guard's shift; the guard's phone, which has its day pack, syncs once
 and then, offline, shows the new time on its shift page (no new day pack)."""
 
+import re
 import sqlite3
+import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -10,6 +12,7 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import log_in, new_phone, query, wait_for_service_worker, wait_until
 from tests.browser.test_patrols import _stamp, open_offline
+from tests.browser.test_sync_background import TAG
 
 pytestmark = pytest.mark.browser
 SITE = "外滩中心大门岗"
@@ -40,14 +43,9 @@ def guard1_due_soon(server) -> tuple[int, datetime]:
     return rows[0][0], start
 
 
-def test_a_moved_shift_shows_offline_after_one_sync(
-    browser, playwright_instance, fresh_server, fresh_phone
-):
-    shift_id, start = guard1_due_soon(fresh_server)
-    tz = ZoneInfo(query(fresh_server, "SELECT timezone FROM site WHERE name = ?", SITE)[0][0])
-    old, new = start.astimezone(tz), (start - timedelta(minutes=45)).astimezone(tz)
-
-    page = fresh_phone.new_page()
+def duty_page_kept(phone, old: datetime):
+    """guard1's phone, logged in, with its day pack's pages in the worker's cache."""
+    page = phone.new_page()
     log_in(page, "guard1")
     wait_for_service_worker(page)
     page.goto("/patrols/duty")
@@ -57,9 +55,12 @@ def test_a_moved_shift_shows_offline_after_one_sync(
         "() => caches.open('fieldapp-pages').then(c => c.match('/patrols/duty')).then(Boolean)",
     )
     expect(page.locator(".patrol-shift")).to_contain_text(f"{old:%H:%M}")
+    return page
 
-    # The supervisor, in the office, moves the shift 45 minutes earlier.
-    office = new_phone(browser, playwright_instance, fresh_server)
+
+def move_shift(browser, playwright_instance, server, shift_id: int, new: datetime) -> None:
+    """The supervisor, in the office, moves the shift to ``new`` through the edit form."""
+    office = new_phone(browser, playwright_instance, server)
     boss = office.new_page()
     log_in(boss, "supervisor")
     boss.goto(f"/patrols/shifts/{shift_id}/edit")
@@ -69,8 +70,23 @@ def test_a_moved_shift_shows_offline_after_one_sync(
     boss.click("form.card button.primary[type=submit]")
     boss.wait_for_url("**/roster**")
     office.close()
-    saved = query(fresh_server, "SELECT starts_at FROM patrol_shift WHERE id = ?", shift_id)
+    saved = query(server, "SELECT starts_at FROM patrol_shift WHERE id = ?", shift_id)
     assert saved[0][0].startswith(_stamp(new.astimezone(UTC)))
+
+
+def times(server, shift_id: int, start: datetime) -> tuple[datetime, datetime]:
+    """The shift's start as the guard's page shows it, before and after a 45-minute move."""
+    tz = ZoneInfo(query(server, "SELECT timezone FROM site WHERE name = ?", SITE)[0][0])
+    return start.astimezone(tz), (start - timedelta(minutes=45)).astimezone(tz)
+
+
+def test_a_moved_shift_shows_offline_after_one_sync(
+    browser, playwright_instance, fresh_server, fresh_phone
+):
+    shift_id, start = guard1_due_soon(fresh_server)
+    old, new = times(fresh_server, shift_id, start)
+    page = duty_page_kept(fresh_phone, old)
+    move_shift(browser, playwright_instance, fresh_server, shift_id, new)
 
     # The guard's phone loses the network and gets it back: it syncs (no page is opened, so
     # nothing but the sync can bring the new time), then goes offline for good.
@@ -85,3 +101,58 @@ def test_a_moved_shift_shows_offline_after_one_sync(
     open_offline(page, "/patrols/duty", ".patrol-shift")
     expect(page.locator(".patrol-shift")).to_contain_text(f"{new:%H:%M}")
     expect(page.locator(".patrol-shift")).not_to_contain_text(f"{old:%H:%M}")
+
+
+def duty_page_fetches(server) -> int:
+    log = (server.instance / "server.log").read_text(encoding="utf-8", errors="replace")
+    return len(re.findall(r"GET /patrols/duty HTTP", log))
+
+
+def test_with_the_app_closed_the_worker_keeps_the_moved_shift(
+    browser, playwright_instance, fresh_server, fresh_phone
+):
+    """Background Sync with no page of the app open: the service worker pulls the change and
+    fetches the pages itself, so the guard who opens the app offline sees the new time."""
+    shift_id, start = guard1_due_soon(fresh_server)
+    old, new = times(fresh_server, shift_id, start)
+    page = duty_page_kept(fresh_phone, old)
+    # A blank tab (no page of the app) hosts the DevTools session that plays the browser's part.
+    blank = fresh_phone.new_page()
+    cdp = fresh_phone.new_cdp_session(blank)
+    registrations = []
+    cdp.on(
+        "ServiceWorker.workerRegistrationUpdated",
+        lambda e: registrations.extend(e["registrations"]),
+    )
+    cdp.send("ServiceWorker.enable")
+    page.close()  # the guard closes the app
+
+    move_shift(browser, playwright_instance, fresh_server, shift_id, new)
+    fetched = duty_page_fetches(fresh_server)
+    registration = next(r for r in registrations if r["scopeURL"] == f"{fresh_server.url}/")
+    cdp.send(
+        "ServiceWorker.dispatchSyncEvent",
+        {
+            "origin": fresh_server.url,
+            "registrationId": registration["registrationId"],
+            "tag": TAG,
+            "lastChance": False,
+        },
+    )
+    deadline = time.monotonic() + 30
+    while duty_page_fetches(fresh_server) == fetched:
+        assert time.monotonic() < deadline, "the worker did not fetch the duty page again"
+        time.sleep(0.2)
+    assert [p.url for p in fresh_phone.pages] == ["about:blank"]  # no page of the app did it
+
+    # Opened with no network: what the worker kept (an offline page cannot refresh itself).
+    fresh_phone.set_offline(True)
+    reopened = fresh_phone.new_page()
+    deadline = time.monotonic() + 10
+    while True:  # the fetch is logged before the worker has put it in the cache
+        open_offline(reopened, "/patrols/duty", ".patrol-shift")
+        if f"{new:%H:%M}" in reopened.locator(".patrol-shift").inner_text():
+            break
+        assert time.monotonic() < deadline, "the cached duty page still shows the old time"
+        reopened.wait_for_timeout(300)
+    expect(reopened.locator(".patrol-shift")).not_to_contain_text(f"{old:%H:%M}")
