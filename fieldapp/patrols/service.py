@@ -920,23 +920,34 @@ def _withdraw_round_alarms(
     view = views[scan.round_number - 1]
     if view.status.state != rules.RoundState.DONE:
         return []
-    completed = view.status.completed_at
-    result = []
+    pending = []
     for what, key in (("round_missed", "round-missed"), ("round_late", "round-late")):
-        if what == "round_late" and view.status.late:
-            continue  # the round really was finished after its window
         alarm_key = f"{key}:{shift.id}:{view.number}"
-        if not _alarm_raised(shift.org_id, alarm_key) or _withdrawn(shift.id, what, view.number):
-            continue
+        if _alarm_raised(shift.org_id, alarm_key) and not _withdrawn(shift.id, what, view.number):
+            pending.append((what, alarm_key))
+    return _withdraw_for_done_round(shift, scan, view.number, view.status, pending)
+
+
+def _withdraw_for_done_round(
+    shift: Shift, scan: CheckpointScan, number: int, status, pending: list[tuple[str, str]]
+) -> list[AlarmWithdrawal]:
+    """Withdraw the ``pending`` (what, alarm key) alarms of round ``number``, which ``scan``
+    finished (``status`` is DONE): a late alarm stays when the round really was late. The
+    supervisors hear once that the round was done and only synced late."""
+    completed = status.completed_at
+    result = []
+    for what, alarm_key in pending:
+        if what == "round_late" and status.late:
+            continue  # the round really was finished after its window
         withdrawal = _withdraw(
             shift,
             what,
             alarm_key,
-            round_number=view.number,
+            round_number=number,
             evidence_id=scan.id,
             evidence_at=completed,
             reason=(
-                f"round {view.number} finished at {completed.isoformat()} (device time); "
+                f"round {number} finished at {completed.isoformat()} (device time); "
                 f"last scan synced at {scan.received_at.isoformat()}"
             ),
             withdrawn_at=scan.received_at,
@@ -946,8 +957,8 @@ def _withdraw_round_alarms(
         _tell_supervisors(
             ROUND_SYNCED_LATE,
             shift,
-            f"round-synced-late:{shift.id}:{view.number}",
-            round=view.number,
+            f"round-synced-late:{shift.id}:{number}",
+            round=number,
             at=_local_hhmm(shift.site, completed),
         )
     return result
@@ -979,34 +990,7 @@ def _withdraw_round_alarms_in_batch(
     status = rules.round_status(rounds[number - 1], scans, scan.received_at)
     if status.state != rules.RoundState.DONE:
         return []
-    completed = status.completed_at
-    result = []
-    for what, alarm_key in pending:
-        if what == "round_late" and status.late:
-            continue  # the round really was finished after its window
-        withdrawal = _withdraw(
-            shift,
-            what,
-            alarm_key,
-            round_number=number,
-            evidence_id=scan.id,
-            evidence_at=completed,
-            reason=(
-                f"round {number} finished at {completed.isoformat()} (device time); "
-                f"last scan synced at {scan.received_at.isoformat()}"
-            ),
-            withdrawn_at=scan.received_at,
-        )
-        result.append(withdrawal)
-    if result:
-        _tell_supervisors(
-            ROUND_SYNCED_LATE,
-            shift,
-            f"round-synced-late:{shift.id}:{number}",
-            round=number,
-            at=_local_hhmm(shift.site, completed),
-        )
-    return result
+    return _withdraw_for_done_round(shift, scan, number, status, pending)
 
 
 def _withdraw_missing_takeover(shift: Shift, handover: Handover, incoming: User) -> None:

@@ -210,3 +210,35 @@ def screenshot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+class BackgroundSync:
+    """Plays the browser's part in Background Sync: DevTools on a blank tab (so no page of the
+    app need be open) fires the service worker's sync event, as Chromium does when the network
+    comes back. Create it while an app page has the worker registered."""
+
+    TAG = "fieldapp-outbox"
+
+    def __init__(self, context, server):
+        self.server = server
+        self.blank = context.new_page()
+        self.cdp = context.new_cdp_session(self.blank)
+        self.registrations = []
+        self.cdp.on(
+            "ServiceWorker.workerRegistrationUpdated",
+            lambda e: self.registrations.extend(e["registrations"]),
+        )
+        self.cdp.send("ServiceWorker.enable")
+
+    def fire(self) -> None:
+        scope = f"{self.server.url}/"
+        registration = next(r for r in self.registrations if r["scopeURL"] == scope)
+        self.cdp.send(
+            "ServiceWorker.dispatchSyncEvent",
+            {
+                "origin": self.server.url,
+                "registrationId": registration["registrationId"],
+                "tag": self.TAG,
+                "lastChance": False,
+            },
+        )

@@ -10,9 +10,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import log_in, new_phone, query, wait_for_service_worker, wait_until
+from tests.browser.conftest import (
+    BackgroundSync,
+    log_in,
+    new_phone,
+    query,
+    wait_for_service_worker,
+    wait_until,
+)
 from tests.browser.test_patrols import _stamp, open_offline
-from tests.browser.test_sync_background import TAG
 
 pytestmark = pytest.mark.browser
 SITE = "外滩中心大门岗"
@@ -116,29 +122,12 @@ def test_with_the_app_closed_the_worker_keeps_the_moved_shift(
     shift_id, start = guard1_due_soon(fresh_server)
     old, new = times(fresh_server, shift_id, start)
     page = duty_page_kept(fresh_phone, old)
-    # A blank tab (no page of the app) hosts the DevTools session that plays the browser's part.
-    blank = fresh_phone.new_page()
-    cdp = fresh_phone.new_cdp_session(blank)
-    registrations = []
-    cdp.on(
-        "ServiceWorker.workerRegistrationUpdated",
-        lambda e: registrations.extend(e["registrations"]),
-    )
-    cdp.send("ServiceWorker.enable")
+    background_sync = BackgroundSync(fresh_phone, fresh_server)
     page.close()  # the guard closes the app
 
     move_shift(browser, playwright_instance, fresh_server, shift_id, new)
     fetched = duty_page_fetches(fresh_server)
-    registration = next(r for r in registrations if r["scopeURL"] == f"{fresh_server.url}/")
-    cdp.send(
-        "ServiceWorker.dispatchSyncEvent",
-        {
-            "origin": fresh_server.url,
-            "registrationId": registration["registrationId"],
-            "tag": TAG,
-            "lastChance": False,
-        },
-    )
+    background_sync.fire()
     deadline = time.monotonic() + 30
     while duty_page_fetches(fresh_server) == fetched:
         assert time.monotonic() < deadline, "the worker did not fetch the duty page again"

@@ -5,11 +5,9 @@ import time
 
 import pytest
 
-from tests.browser.conftest import log_in, query, wait_for_service_worker
+from tests.browser.conftest import BackgroundSync, log_in, query, wait_for_service_worker
 
 pytestmark = pytest.mark.browser
-
-TAG = "fieldapp-outbox"
 
 
 def pushes(server) -> list[int]:
@@ -32,15 +30,7 @@ def test_a_record_saved_offline_is_sent_by_the_worker_with_no_page_open(fresh_ph
     page.goto("/test/notes")
     page.wait_for_function("() => document.documentElement.dataset.offlineReady")
 
-    # A blank tab (no page of the app) hosts the DevTools session that plays the browser's part.
-    blank = fresh_phone.new_page()
-    cdp = fresh_phone.new_cdp_session(blank)
-    registrations = []
-    cdp.on(
-        "ServiceWorker.workerRegistrationUpdated",
-        lambda e: registrations.extend(e["registrations"]),
-    )
-    cdp.send("ServiceWorker.enable")
+    background_sync = BackgroundSync(fresh_phone, fresh_server)
 
     fresh_phone.set_offline(True)
     page.fill("#title", "锁屏后发送")
@@ -55,16 +45,7 @@ def test_a_record_saved_offline_is_sent_by_the_worker_with_no_page_open(fresh_ph
     # The network is back. Chromium fires the sync event once it sees that (it may already have
     # done so here); the DevTools call makes sure it does, as it would on a phone.
     fresh_phone.set_offline(False)
-    registration = next(r for r in registrations if r["scopeURL"] == f"{fresh_server.url}/")
-    cdp.send(
-        "ServiceWorker.dispatchSyncEvent",
-        {
-            "origin": fresh_server.url,
-            "registrationId": registration["registrationId"],
-            "tag": TAG,
-            "lastChance": False,
-        },
-    )
+    background_sync.fire()
     deadline = time.monotonic() + 20
     while query(fresh_server, "SELECT count(*) FROM test_note") == [(0,)]:
         assert time.monotonic() < deadline, "the service worker did not send the outbox"
