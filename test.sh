@@ -17,4 +17,7 @@ fi
 echo "==> ruff"
 .venv/bin/ruff check .
 echo "==> pytest"
-exec .venv/bin/python -m pytest "$@"
+# One test process per core (at most 4): each has its own databases, server and Chromium, and
+# takes whole test files (--dist loadfile). FIELDAPP_TEST_WORKERS=0 runs them all in one process.
+exec .venv/bin/python -m pytest --numprocesses="${FIELDAPP_TEST_WORKERS:-auto}" --maxprocesses=4 \
+  --dist loadfile "$@"
