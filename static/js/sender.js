@@ -193,10 +193,16 @@ export async function refreshStalePages(device, cachePages) {
   if (!urls?.length) return false;
   const kept = await cachePages(urls);
   if (kept === null || kept < urls.length) return false;
+  await markPagesRefreshed(device);
   // Unless another change marked them stale meanwhile.
   if ((await outbox.getMeta(`pages_stale:${device}`)) === stale) await outbox.deleteMeta(`pages_stale:${device}`);
   return true;
 }
+
+// When the worker's cache last got the pages a pulled change had made stale: a page on screen
+// drawn before that shows the old version (fresh-page.js), whoever refreshed them.
+export function markPagesRefreshed(device) { return outbox.setMeta(`pages_refreshed_at:${device}`, Date.now()); }
+export function pagesRefreshedAt(device) { return outbox.getMeta(`pages_refreshed_at:${device}`); }
 
 async function pull(api, device) {
   const all = await outbox.mutationsOf(device);

@@ -1,7 +1,8 @@
 // When the outbox is sent from an open page: one flush at a time, on every chance the phone
 // gets. How it is sent is sender.js, shared with the service worker (Background Sync).
 import * as outbox from "./outbox.js";
-import { refreshStalePages, rememberSession, send } from "./sender.js";
+import { showFreshPage, watchEdits } from "./fresh-page.js";
+import { markPagesRefreshed, refreshStalePages, rememberSession, send } from "./sender.js";
 
 const BASE_DELAY_MS = 30_000;
 const MAX_DELAY_MS = 5 * 60_000;
@@ -21,6 +22,8 @@ export function flush() {
 
 async function afterSend(result) {
   await refreshPages().catch(() => {});
+  // Also when the worker refreshed them (Background Sync while this page was hidden).
+  await showFreshPage(deviceId()).catch(() => {});
   return noteResult(result);
 }
 
@@ -79,6 +82,7 @@ async function refreshPages() {
   if (!stale || !navigator.onLine) return;
   if (!(await outbox.getMeta(`daypack_pages:${device}`))?.length) {
     await fetchDayPack(); // no day pack yet on this phone: it keeps the pages itself
+    await markPagesRefreshed(device);
     if ((await outbox.getMeta(`pages_stale:${device}`)) === stale) await outbox.deleteMeta(`pages_stale:${device}`);
   } else if (!(await refreshStalePages(device, cachePages))) {
     return; // stays stale: tried again at the next sync
@@ -146,6 +150,7 @@ export function start() {
   if (navigator.onLine && deviceId()) rememberSession({ deviceId: deviceId(), csrf: csrf() }).catch(() => {});
   else if (navigator.onLine && document.getElementById("login-form")) rememberSession(null).catch(() => {});
   if (!deviceId()) return;
+  watchEdits();
   window.addEventListener("online", flush);
   document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") flush(); });
   // The worker sent (Background Sync): show what IndexedDB now holds.

@@ -205,6 +205,21 @@ def wait_until(page, expression: str, timeout: float = 20.0, arg=None) -> None:
         time.sleep(0.1)
 
 
+def open_with_day_pack(page, url: str, kept: tuple[str, ...] | list[str]) -> None:
+    """Open ``url`` on a logged-in phone once the service worker controls it, and wait until
+    the day pack is on the phone with the pages ``kept`` in the worker's page cache."""
+    wait_for_service_worker(page)
+    page.goto(url)
+    wait_until(page, "() => document.documentElement.dataset.offlineReady")
+    wait_until(
+        page,
+        "urls => caches.open('fieldapp-pages')"
+        ".then(c => Promise.all(urls.map(u => c.match(u))))"
+        ".then(found => found.every(Boolean))",
+        arg=list(kept),
+    )
+
+
 def screenshot(page, name: str) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"

@@ -15,10 +15,9 @@ from playwright.sync_api import expect
 from tests.browser.conftest import (
     log_in,
     new_phone,
+    open_with_day_pack,
     query,
     screenshot,
-    wait_for_service_worker,
-    wait_until,
 )
 
 pytestmark = pytest.mark.browser
@@ -109,16 +108,7 @@ def test_a_guards_shift_offline_reaches_the_server_once(
     fresh_phone.set_geolocation(GATE)
     page = fresh_phone.new_page()
     log_in(page, "guard1")
-    wait_for_service_worker(page)
-    page.goto("/patrols/duty")
-    wait_until(page, "() => document.documentElement.dataset.offlineReady")
-    wait_until(
-        page,
-        "urls => caches.open('fieldapp-pages')"
-        ".then(c => Promise.all(urls.map(u => c.match(u))))"
-        ".then(found => found.every(Boolean))",
-        arg=list(GUARD_PAGES),
-    )
+    open_with_day_pack(page, "/patrols/duty", GUARD_PAGES)
 
     fresh_phone.set_offline(True)
     page.reload()

@@ -1,5 +1,6 @@
-"""The supervisor moves a guard's shift; the guard's phone, which has its day pack, syncs once
-and then, offline, shows the new time on its shift page (no new day pack)."""
+"""The supervisor moves a guard's shift; the guard's phone, which has its day pack, syncs once:
+the shift page open on it shows the new time by itself (or, while the guard is typing there,
+offers it), and offline the page shows the new time too (no new day pack)."""
 
 import re
 import sqlite3
@@ -14,8 +15,9 @@ from tests.browser.conftest import (
     BackgroundSync,
     log_in,
     new_phone,
+    open_with_day_pack,
     query,
-    wait_for_service_worker,
+    screenshot,
     wait_until,
 )
 from tests.browser.test_patrols import _stamp, open_offline
@@ -53,13 +55,7 @@ def duty_page_kept(phone, old: datetime):
     """guard1's phone, logged in, with its day pack's pages in the worker's cache."""
     page = phone.new_page()
     log_in(page, "guard1")
-    wait_for_service_worker(page)
-    page.goto("/patrols/duty")
-    wait_until(page, "() => document.documentElement.dataset.offlineReady")
-    wait_until(
-        page,
-        "() => caches.open('fieldapp-pages').then(c => c.match('/patrols/duty')).then(Boolean)",
-    )
+    open_with_day_pack(page, "/patrols/duty", ["/patrols/duty"])
     expect(page.locator(".patrol-shift")).to_contain_text(f"{old:%H:%M}")
     return page
 
@@ -86,7 +82,7 @@ def times(server, shift_id: int, start: datetime) -> tuple[datetime, datetime]:
     return start.astimezone(tz), (start - timedelta(minutes=45)).astimezone(tz)
 
 
-def test_a_moved_shift_shows_offline_after_one_sync(
+def test_a_moved_shift_shows_on_the_open_page_and_offline_after_one_sync(
     browser, playwright_instance, fresh_server, fresh_phone
 ):
     shift_id, start = guard1_due_soon(fresh_server)
@@ -94,16 +90,18 @@ def test_a_moved_shift_shows_offline_after_one_sync(
     page = duty_page_kept(fresh_phone, old)
     move_shift(browser, playwright_instance, fresh_server, shift_id, new)
 
-    # The guard's phone loses the network and gets it back: it syncs (no page is opened, so
-    # nothing but the sync can bring the new time), then goes offline for good.
+    # The guard's phone loses the network and gets it back: it syncs, and the shift page on
+    # screen shows the new time without the guard opening anything.
     fresh_phone.set_offline(True)
     fresh_phone.set_offline(False)
-    wait_until(page, "() => document.documentElement.dataset.pagesRefreshedAt", timeout=60)
+    expect(page.locator(".patrol-shift")).to_contain_text(f"{new:%H:%M}", timeout=60_000)
+    expect(page.locator(".patrol-shift")).not_to_contain_text(f"{old:%H:%M}")
+    expect(page.locator("#page-changed")).to_be_hidden()
     # The day pack's entry of the shift in IndexedDB was replaced by the pulled change too.
     assert page.evaluate(
         STORED_SHIFT, {"base": page.evaluate(MODULE, ""), "id": shift_id}
     ).startswith(f"{new.astimezone(UTC):%Y-%m-%dT%H:%M}")
-    fresh_phone.set_offline(True)
+    fresh_phone.set_offline(True)  # then offline for good
     open_offline(page, "/patrols/duty", ".patrol-shift")
     expect(page.locator(".patrol-shift")).to_contain_text(f"{new:%H:%M}")
     expect(page.locator(".patrol-shift")).not_to_contain_text(f"{old:%H:%M}")
@@ -145,3 +143,28 @@ def test_with_the_app_closed_the_worker_keeps_the_moved_shift(
         assert time.monotonic() < deadline, "the cached duty page still shows the old time"
         reopened.wait_for_timeout(300)
     expect(reopened.locator(".patrol-shift")).not_to_contain_text(f"{old:%H:%M}")
+
+
+def test_while_the_guard_types_the_moved_shift_is_offered_and_the_text_stays(
+    browser, playwright_instance, fresh_server, fresh_phone
+):
+    shift_id, start = guard1_due_soon(fresh_server)
+    old, new = times(fresh_server, shift_id, start)
+    page = duty_page_kept(fresh_phone, old)
+    page.fill("#scan-note", "东门锁坏了")  # half-way through recording a checkpoint
+    move_shift(browser, playwright_instance, fresh_server, shift_id, new)
+
+    fresh_phone.set_offline(True)
+    fresh_phone.set_offline(False)
+    wait_until(page, "() => document.documentElement.dataset.pagesRefreshedAt", timeout=60)
+    banner = page.locator("#page-changed")
+    expect(banner).to_be_visible()
+    expect(page.locator("#scan-note")).to_have_value("东门锁坏了")
+    expect(page.locator(".patrol-shift")).to_contain_text(f"{old:%H:%M}")
+    screenshot(page, "patrols-shift-changed-banner")
+
+    # The network drops before the guard taps: the new version comes from the phone.
+    fresh_phone.set_offline(True)
+    banner.get_by_role("button").click()
+    expect(page.locator(".patrol-shift")).to_contain_text(f"{new:%H:%M}")
+    expect(page.locator(".patrol-shift")).not_to_contain_text(f"{old:%H:%M}")
