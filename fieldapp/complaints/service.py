@@ -484,6 +484,12 @@ def _escalate(complaint: Complaint, taker: User) -> None:
     )
 
 
+@push.forget_keys("complaint-major")
+def _dead_major_keys(now: datetime, keys: list[str]) -> list[str]:
+    """Raised only by ``take_complaint``, with the insert of the complaint (its id is unique)."""
+    return push.dead_if(keys, Complaint.id)
+
+
 def for_phone(complaint: Complaint) -> dict:
     """What the taker's phone keeps: enough to show the slip and the state."""
     return {
@@ -640,6 +646,26 @@ def advance(complaint: Complaint, user: User, step: str, fields: dict) -> Compla
     event = _event(complaint, user, step, src, dst, data)
     _publish(complaint)
     return event
+
+
+@push.forget_keys("complaint-routed")
+def _dead_routed_keys(now: datetime, keys: list[str]) -> list[str]:
+    """``complaint-routed:<id>:<n>`` is raised by the routing that makes version n, from n - 1;
+    versions only go up, so it is dead once the complaint has reached n (or is gone)."""
+    wanted = {}
+    for key in keys:
+        try:
+            _, complaint_id, version = key.split(":")
+            wanted[key] = (complaint_id, int(version))
+        except ValueError:
+            continue  # not a key of this step: kept
+    ids = {complaint_id for complaint_id, _ in wanted.values()}
+    reached = dict(
+        db.session.execute(
+            db.select(Complaint.id, Complaint.version).where(Complaint.id.in_(ids))
+        ).all()
+    )
+    return [key for key, (cid, n) in wanted.items() if reached.get(cid, n) >= n]
 
 
 def _apply_step(complaint: Complaint, user: User, step: str, fields: dict) -> dict:
@@ -852,6 +878,13 @@ def deadline_check(now: datetime) -> None:
                 },
                 dedupe_key=f"complaint-{'overdue' if overdue else 'due-soon'}:{complaint.id}:{key}",
             )
+
+
+@push.forget_keys("complaint-overdue", "complaint-due-soon")
+def _dead_deadline_keys(now: datetime, keys: list[str]) -> list[str]:
+    """The check reads open complaints only, and a closed complaint is never reopened."""
+    still_open = Complaint.state.not_in([str(s) for s in CLOSED_STATES])
+    return push.dead_unless(keys, Complaint.id, still_open)
 
 
 CHANNELS = tuple(CHANNEL_LABELS)

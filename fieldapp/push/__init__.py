@@ -8,15 +8,28 @@ What a domain uses::
     push.notify("delivery.new_stop", user_ids=[courier.id], org_id=courier.org_id,
                 url=f"/stops/{stop.id}", params={"shop": shop.name}, dedupe_key=f"stop:{stop.id}")
 
-See ``kinds.py`` for declaring a kind and ``fieldapp.jobs`` for the rule clock.
+See ``kinds.py`` for declaring a kind and ``fieldapp.jobs`` for the rule clock. A check that
+raises with a ``dedupe_key`` says with ``forget_keys`` when its keys are dead (``retention.py``).
 """
 
 from flask_babel import lazy_gettext as _l
 
+from fieldapp.push.dedupe import dead_if, dead_unless, forget_keys
 from fieldapp.push.kinds import ALARM_TTL, ASSIGNMENT_TTL, Channel, Kind, declare
 from fieldapp.push.service import notify, withdraw
 
-__all__ = ["ALARM_TTL", "ASSIGNMENT_TTL", "Channel", "Kind", "declare", "notify", "withdraw"]
+__all__ = [
+    "ALARM_TTL",
+    "ASSIGNMENT_TTL",
+    "Channel",
+    "Kind",
+    "dead_if",
+    "dead_unless",
+    "declare",
+    "forget_keys",
+    "notify",
+    "withdraw",
+]
 
 # The one kind push itself raises: "send me a test notification" on the settings page.
 TEST = declare(

@@ -56,6 +56,8 @@ class PushDedupe(db.Model):
     Retention (``retention.py``) deletes old events once no inbox line needs them, but some
     rule-clock conditions hold for ever (an open complaint past its deadline, a forced visit
     never made); ``notify`` looks here too, so such an alarm is not raised a second time.
+    A row goes once the code that builds its key says it can never be raised again
+    (``dedupe.py``).
     """
 
     __tablename__ = "push_dedupe"

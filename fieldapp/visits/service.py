@@ -556,6 +556,12 @@ def open_linked_case(user: User, rv: ReturnVisit, kind: str, need: str, owner, d
     return case
 
 
+@push.forget_keys("visit-new-need")
+def _dead_new_need_keys(now: datetime, keys: list[str]) -> list[str]:
+    """Raised only while ``record`` marks the visit done, which it refuses to do twice."""
+    return push.dead_if(keys, ReturnVisit.id, ReturnVisit.done_at.is_not(None))
+
+
 @dataclass
 class _Ctx:
     """What the complaint intake needs of the sync context, for a case opened online."""
@@ -680,6 +686,12 @@ def forced_visit_for(visit: Visit) -> ReturnVisit | None:
     return rv
 
 
+@push.forget_keys("visit-onsite-assigned")
+def _dead_assigned_keys(now: datetime, keys: list[str]) -> list[str]:
+    """Raised with the insert of the return visit (a new id): dead once it is stored."""
+    return push.dead_if(keys, ReturnVisit.id)
+
+
 @jobs.rule_check("visits.forced_onsite_missed")
 def forced_visits_missed(now: datetime) -> None:
     """A mandatory on-site visit not made by the end of its due day goes to the supervisor
@@ -709,6 +721,12 @@ def forced_visits_missed(now: datetime) -> None:
             },
             dedupe_key=f"visit-onsite-missed:{rv.id}",
         )
+
+
+@push.forget_keys("visit-onsite-missed")
+def _dead_missed_visit_keys(now: datetime, keys: list[str]) -> list[str]:
+    """The check reads visits not done, and a visit done stays done (``record`` refuses)."""
+    return push.dead_unless(keys, ReturnVisit.id, ReturnVisit.done_at.is_(None))
 
 
 # ----- satisfaction per staff member and month (KPI-18) ---------------------------------------

@@ -1,11 +1,12 @@
 """Retention of the push tables (issue 9): old deliveries, inbox lines and events are deleted
-in bounded batches by the ``push.retention`` rule check; recent ones and the dedupe memory stay.
+in bounded batches by the ``push.retention`` rule check; recent ones stay, and so does the dedupe
+memory of an alarm until the check that raised it can never raise it again.
 
 Rows are written with the ages each case needs, and the clock is run at a chosen ``now`` with
 ``only=["push.retention"]``, so nothing depends on the time of day or on other checks.
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from itertools import count
 
 import pytest
@@ -14,8 +15,12 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import inspect
 
 from fieldapp import jobs
+from fieldapp.complaints.models import Complaint
+from fieldapp.deliveries.models import Stop, StopState
+from fieldapp.deliveries.service import change_stop, resolve_refusal
 from fieldapp.extensions import db
-from fieldapp.models import User, utcnow
+from fieldapp.models import Site, User, utcnow
+from fieldapp.patrols.service import CLOCK_LOOKBACK
 from fieldapp.push import kinds, notify, retention
 from fieldapp.push.models import (
     Delivery,
@@ -24,6 +29,19 @@ from fieldapp.push.models import (
     PushEvent,
     PushSubscription,
 )
+from fieldapp.rules.complaints import ComplaintState
+from fieldapp.visits.models import ReturnVisit, ReturnVisitReason
+from tests.integration.test_complaints_flow import REP_PHONE, intake, step
+from tests.integration.test_deliveries_sync import (
+    CHECK_OK,
+    NEAR_SHOP,
+    PHONE,
+    Phone,
+    start_route,
+    stops,
+    the_route,
+)
+from tests.integration.test_patrols_duty import put_on_shift
 from tests.push.conftest import ALARM
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
@@ -114,67 +132,45 @@ def ids(model) -> set[int]:
     return set(db.session.scalars(db.select(model.id)))
 
 
+def demo_complaint() -> Complaint:
+    return db.session.scalar(db.select(Complaint))
+
+
 def test_the_ages_are_the_documented_defaults(app):
     assert retention.DEFAULTS == {
         "PUSH_KEEP_DELIVERIES_DAYS": 30,
         "PUSH_KEEP_READ_DAYS": 90,
         "PUSH_KEEP_UNREAD_DAYS": 180,
         "PUSH_RETENTION_BATCH": 1000,
+        "PUSH_DEDUPE_RECHECK_HOURS": 24,
     }
     for key, value in retention.DEFAULTS.items():
         assert current_app.config[key] == value  # set by the push blueprint, overridable
 
 
 def test_old_rows_go_at_their_ages_and_recent_or_unread_ones_stay(demo):
-    old_delivery = make_delivery(days_ago(31))
-    recent_delivery = make_delivery(days_ago(29))
-    read_long_ago = make_line(days_ago(120), read_at=days_ago(91))
-    read_lately = make_line(days_ago(120), read_at=days_ago(89))
-    read_yesterday_of_old = make_line(days_ago(250), read_at=days_ago(1))
-    unread_too_old = make_line(days_ago(181))
-    unread_kept = make_line(days_ago(179))
-    # Events: one past the horizon with a dedupe key and one without (no line left), one past
-    # it that a line still needs, one nobody needs but younger than the horizon.
-    keyed = make_event(days_ago(300), key="round-missed:1:2")
-    unkeyed = make_event(days_ago(280))
-    needed = make_event(days_ago(280))
-    make_line(days_ago(280), read_at=days_ago(2), event=needed)
-    young = make_event(days_ago(100))
-    old_line_of_old_event = make_line(
+    # Row ids only: the rows themselves are gone after the run.
+    old_delivery = make_delivery(days_ago(31)).id
+    recent_delivery = make_delivery(days_ago(29)).id
+    read_long_ago = make_line(days_ago(120), read_at=days_ago(91)).id
+    read_lately = make_line(days_ago(120), read_at=days_ago(89)).id
+    read_yesterday_of_old = make_line(days_ago(250), read_at=days_ago(1)).id
+    unread_too_old = make_line(days_ago(181)).id
+    unread_kept = make_line(days_ago(179)).id
+    # Events: one past the horizon with a dedupe key (of an alarm that may still be raised: the
+    # demo complaint is open) and one without (no line left), one past it that a line still
+    # needs, one nobody needs but younger than the horizon.
+    open_complaint_key = f"complaint-overdue:{demo_complaint().id}:reply"
+    keyed = make_event(days_ago(300), key=open_complaint_key).id
+    unkeyed = make_event(days_ago(280)).id
+    needed = make_event(days_ago(280)).id
+    make_line(days_ago(280), read_at=days_ago(2), event=db.session.get(PushEvent, needed))
+    young = make_event(days_ago(100)).id
+    old_line = make_line(
         days_ago(275), read_at=days_ago(270), event=make_event(days_ago(275), key="k:old")
     )
+    old_line_of_old_event, old_event_of_old_line = old_line.id, old_line.event_id
     db.session.commit()
-    old_event_of_old_line = old_line_of_old_event.event_id
-    (
-        old_delivery,
-        recent_delivery,
-        read_long_ago,
-        read_lately,
-        read_yesterday_of_old,
-        unread_too_old,
-        unread_kept,
-        keyed,
-        unkeyed,
-        needed,
-        young,
-        old_line_of_old_event,
-    ) = (
-        row.id
-        for row in (
-            old_delivery,
-            recent_delivery,
-            read_long_ago,
-            read_lately,
-            read_yesterday_of_old,
-            unread_too_old,
-            unread_kept,
-            keyed,
-            unkeyed,
-            needed,
-            young,
-            old_line_of_old_event,
-        )
-    )
 
     assert jobs.run_clock(NOW, only=ONLY)[retention.CHECK] == "ok"
     db.session.expire_all()
@@ -192,7 +188,7 @@ def test_old_rows_go_at_their_ages_and_recent_or_unread_ones_stay(demo):
     # What stays of the deleted events with a dedupe key: the key.
     org_id = user("guard1").org_id
     assert set(db.session.execute(db.select(PushDedupe.org_id, PushDedupe.dedupe_key))) == {
-        (org_id, "round-missed:1:2"),
+        (org_id, open_complaint_key),
         (org_id, "k:old"),
     }
 
@@ -354,11 +350,325 @@ def test_the_inbox_page_still_works_after_retention(demo, login):
 def test_two_runs_at_once_do_not_fail_on_the_dedupe_memory(demo):
     """Without Redis each web process ticks its own clock: a key may already be remembered."""
     org_id = user("guard1").org_id
-    make_event(days_ago(300), key="takeover-missing:5")
-    db.session.add(
-        PushDedupe(org_id=org_id, dedupe_key="takeover-missing:5", raised_at=days_ago(300))
-    )
+    make_event(days_ago(300), key="door-open:5")
+    db.session.add(PushDedupe(org_id=org_id, dedupe_key="door-open:5", raised_at=days_ago(300)))
     db.session.commit()
     assert jobs.run_clock(NOW, only=ONLY)[retention.CHECK] == "ok"
     assert ids(PushEvent) == set()
     assert db.session.scalar(db.select(db.func.count()).select_from(PushDedupe)) == 1
+
+
+# ----- the dedupe memory goes once the check that wrote a key can never raise it again -------
+#
+# Each test raises real alarms with the real rule check, lets retention forget their events
+# (long after, or ``remembered`` for checks that only look back a day), changes the record the
+# key names so that the key is dead (or not), and runs the check again where it can.
+
+DAY = timedelta(days=1)
+
+
+def keys_raised(prefix: str = "") -> set[str]:
+    return set(
+        db.session.scalars(
+            db.select(PushEvent.dedupe_key).where(PushEvent.dedupe_key.startswith(prefix))
+        )
+    )
+
+
+def keys_remembered() -> set[str]:
+    db.session.expire_all()
+    return set(db.session.scalars(db.select(PushDedupe.dedupe_key)))
+
+
+def retention_long_after() -> datetime:
+    """Retention 400 days on (events carry the real time): every alarm's lines and event go."""
+    later = utcnow() + timedelta(days=400)
+    assert jobs.run_clock(later, only=ONLY)[retention.CHECK] == "ok"
+    db.session.expire_all()
+    assert ids(PushEvent) == set()
+    return later
+
+
+def remembered() -> set[str]:
+    """What retention leaves of the alarms raised so far, written here at today's clock: the
+    checks that look back a day could not be tested 270 days on, when their keys are dead."""
+    rows = db.session.execute(
+        db.select(PushEvent.org_id, PushEvent.dedupe_key, PushEvent.created_at).where(
+            PushEvent.dedupe_key.is_not(None)
+        )
+    ).all()
+    db.session.execute(db.delete(Delivery))
+    db.session.execute(db.delete(Notification))
+    db.session.execute(db.delete(PushEvent))
+    db.session.add_all(
+        PushDedupe(org_id=r.org_id, dedupe_key=r.dedupe_key, raised_at=r.created_at) for r in rows
+    )
+    db.session.commit()
+    return {r.dedupe_key for r in rows}
+
+
+def test_complaint_deadline_keys_go_once_the_complaint_is_closed(demo):
+    kept = demo_complaint()
+    columns = {c.key: getattr(kept, c.key) for c in Complaint.__table__.columns}
+    closing = Complaint(
+        **{**columns, "id": "0d6c1b1e-0000-4000-8000-000000000001", "slip_number": "T-2"}
+    )
+    db.session.add(closing)
+    db.session.commit()
+    overdue = kept.reply_by + DAY
+    assert jobs.run_clock(overdue, only=["complaints.deadlines"])["complaints.deadlines"] == "ok"
+    kept_keys, closing_keys = (
+        keys_raised(f"complaint-overdue:{kept.id}:"),
+        keys_raised(f"complaint-overdue:{closing.id}:"),
+    )
+    assert kept_keys and closing_keys
+
+    later = retention_long_after()
+    assert keys_remembered() == kept_keys | closing_keys  # both open: may be raised again
+    closing = db.session.get(Complaint, closing.id)
+    closing.state = ComplaintState.CLOSED
+    db.session.commit()
+    jobs.run_clock(later + timedelta(hours=25), only=ONLY)  # the next daily walk
+    assert keys_remembered() == kept_keys
+
+    # Both are still past their deadlines: neither alarm comes back.
+    for tick in (later + timedelta(hours=26), later + timedelta(hours=26, minutes=1)):
+        assert jobs.run_clock(tick, only=["complaints.deadlines"])["complaints.deadlines"] == "ok"
+    assert keys_raised() == set()
+
+
+def forced_visit(site: Site, staff: User, due: date) -> ReturnVisit:
+    rv = ReturnVisit(
+        org_id=site.org_id,
+        site_id=site.id,
+        staff_id=staff.id,
+        source_key=f"test:{due}:{next(_serial)}",
+        reason=ReturnVisitReason.FORCED_ONSITE,
+        due_date=due,
+        onsite=True,
+        assigned_to_id=staff.id,
+    )
+    db.session.add(rv)
+    db.session.flush()
+    return rv
+
+
+def test_a_missed_forced_visit_key_goes_once_the_visit_is_done(demo):
+    site = db.session.scalar(db.select(Site).where(Site.team_id.is_not(None)).limit(1))
+    due = date(2026, 11, 20)
+    kept, done = forced_visit(site, user("rep1"), due), forced_visit(site, user("rep1"), due)
+    db.session.commit()
+    missed = datetime(2026, 11, 23, 4, 0, tzinfo=UTC)
+    jobs.run_clock(missed, only=["visits.forced_onsite_missed"])
+    keys = {f"visit-onsite-missed:{kept.id}", f"visit-onsite-missed:{done.id}"}
+    assert keys_raised("visit-onsite-missed:") == keys
+
+    later = retention_long_after()
+    assert keys_remembered() == keys
+    done = db.session.get(ReturnVisit, done.id)
+    done.done_at, done.done_by_id, done.result = later, user("supervisor").id, "accepted"
+    db.session.commit()
+    jobs.run_clock(later + timedelta(hours=25), only=ONLY)
+    assert keys_remembered() == {f"visit-onsite-missed:{kept.id}"}
+
+    for tick in (later + timedelta(hours=26), later + timedelta(hours=27)):
+        result = jobs.run_clock(tick, only=["visits.forced_onsite_missed"])
+        assert result["visits.forced_onsite_missed"] == "ok"
+    assert keys_raised() == set()
+
+
+SHIFT_CHECKS = ["patrol.rounds", "patrol.sign_ins", "patrol.takeovers"]
+
+
+def test_shift_alarm_keys_go_once_the_checks_no_longer_look_at_the_shift(demo):
+    """Round, sign-in and takeover checks look back a day over shifts fixed once started."""
+    now = utcnow().replace(microsecond=0)
+    end = now - timedelta(hours=1)
+    ended = put_on_shift(
+        "guard1",
+        end - timedelta(hours=4),
+        end,
+        plan={"every_minutes": None, "rounds_per_shift": 1, "window_minutes": 60},
+    )
+    running = put_on_shift("guard2", end, end + timedelta(hours=8))  # nobody signs in
+    for tick in (now, now + timedelta(minutes=1)):
+        jobs.run_clock(tick, only=SHIFT_CHECKS)
+    raised = keys_raised()
+    assert {
+        f"round-missed:{ended}:1",
+        f"takeover-missing:{ended}",
+        f"not-signed-in:{running}",
+    } <= raised
+
+    # Remembered while the checks still look at both shifts: every key stays, none comes back.
+    assert remembered() == raised
+    jobs.run_clock(now + timedelta(minutes=2), only=ONLY)
+    assert keys_remembered() == raised
+    jobs.run_clock(now + timedelta(minutes=3), only=SHIFT_CHECKS)
+    assert keys_raised() & raised == set()
+
+    # At the next daily walk the first shift ended more than a day ago and the checks no
+    # longer read it: its keys go, the running shift's stay, and none is raised again.
+    walk = now + timedelta(hours=25)
+    assert end < walk - CLOCK_LOOKBACK < end + timedelta(hours=8)
+    jobs.run_clock(walk, only=ONLY)
+    assert keys_remembered() == {key for key in raised if f":{running}" in key}
+    jobs.run_clock(walk, only=SHIFT_CHECKS)
+    assert keys_raised() & raised == set()
+
+
+def test_shift_alarm_keys_are_not_even_kept_when_their_events_go(demo):
+    now = utcnow().replace(microsecond=0)
+    shift = put_on_shift(
+        "guard1",
+        now - timedelta(hours=5),
+        now - timedelta(hours=1),
+        plan={"every_minutes": None, "rounds_per_shift": 1, "window_minutes": 60},
+    )
+    jobs.run_clock(now, only=["patrol.rounds"])
+    assert f"round-missed:{shift}:1" in keys_raised()
+
+    later = retention_long_after()
+    assert keys_remembered() == set()
+    jobs.run_clock(later, only=SHIFT_CHECKS)
+    assert keys_raised() == set()
+
+
+def test_a_late_delivery_key_goes_once_the_stop_is_closed_for_good(demo):
+    delivered, refused, *others = stops()
+    late = max(s.promised_at for s in stops()) + timedelta(hours=1)
+    jobs.run_clock(late, only=["delivery.late_stops"])
+    keys = {f"delivery-late:{s.id}" for s in (delivered, refused, *others)}
+    assert keys_raised("delivery-late:") == keys
+
+    later = retention_long_after()
+    assert keys_remembered() == keys
+    db.session.get(Stop, delivered.id).state = StopState.DELIVERED
+    db.session.get(Stop, refused.id).state = StopState.REFUSED  # may be delivered again
+    db.session.commit()
+    jobs.run_clock(later + timedelta(hours=25), only=ONLY)
+    assert keys_remembered() == keys - {f"delivery-late:{delivered.id}"}
+
+    # The refused stop is sent out again and the dispatcher moves every promise to an hour
+    # ago: the check reads the stops again, and still raises none of the alarms a second time.
+    tick = later + timedelta(hours=26)
+    dispatcher = user("supervisor")
+    resolve_refusal(dispatcher, db.session.get(Stop, refused.id), "redeliver")
+    for stop in stops():
+        change_stop(dispatcher, stop, {"promised_at": tick - timedelta(hours=1)})
+    db.session.commit()
+    jobs.run_clock(tick, only=["delivery.late_stops"])
+    assert keys_raised() == set()
+
+
+def test_a_late_soon_key_goes_once_its_promise_has_passed(demo):
+    first, second, *_ = stops()
+    now = second.promised_at - timedelta(minutes=30)
+    jobs.run_clock(now, only=["delivery.late_soon_stops"])
+    key = f"delivery-late-soon:{second.id}:{second.promised_at.isoformat()}"
+    assert keys_raised("delivery-late-soon:") == {key}
+
+    assert remembered() == {key}
+    jobs.run_clock(now + timedelta(minutes=1), only=ONLY)  # the promise is ahead: kept
+    assert keys_remembered() == {key}
+    jobs.run_clock(now + timedelta(minutes=2), only=["delivery.late_soon_stops"])
+    assert keys_raised() == set()
+
+    past = second.promised_at + DAY
+    jobs.run_clock(past, only=ONLY)
+    assert keys_remembered() == set()
+    jobs.run_clock(past, only=["delivery.late_soon_stops"])
+    assert keys_raised() == set()
+
+
+def test_the_walk_through_the_dedupe_memory_is_bounded_and_rests_a_day(demo):
+    """A batch of rows a tick from where the last tick stopped; then a day of one query."""
+    org_id = user("guard1").org_id
+    passed = "2020-01-01T00:00:00+00:00"
+    dead = {f"delivery-late-soon:stop-{n}:{passed}" for n in range(5)}
+    undeclared = {f"door-open:{n}" for n in range(3)}  # nobody says when: kept for ever
+    db.session.add_all(
+        PushDedupe(org_id=org_id, dedupe_key=key, raised_at=days_ago(300))
+        for key in dead | undeclared
+    )
+    db.session.commit()
+
+    deleted = []
+    for _ in range(5):
+        deleted.append(retention.sweep(NOW, batch=2).dedupe_keys)
+        db.session.commit()
+    assert max(deleted) == 2 and sum(deleted) == 5
+    assert keys_remembered() == undeclared
+
+    statements = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    sa_event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        assert retention.sweep(NOW + timedelta(hours=23)) == retention.Swept()
+        assert len(statements) == 1  # the walk rests
+        retention.sweep(NOW + timedelta(hours=25))
+        assert len(statements) > 2  # the next day's walk reads the rows again
+    finally:
+        sa_event.remove(db.engine, "before_cursor_execute", seen)
+        db.session.rollback()
+
+
+# Keys raised by a user's action with the insert of its record: the record's id is unique, so
+# once it is stored the same alarm cannot be raised again, whatever the phone sends.
+
+
+def walk_now() -> None:
+    assert jobs.run_clock(utcnow(), only=ONLY)[retention.CHECK] == "ok"
+
+
+def test_keys_raised_with_a_courier_record_go_once_it_is_stored(login):
+    courier = Phone(login("courier1", device_id=PHONE), PHONE)
+    failed = {"route_id": the_route().id, **CHECK_OK, "no_faults": False}
+    check, result = courier.send("delivery.vehicle_check", failed)
+    assert result["status"] == "applied"
+    start_route(courier)
+    stop = stops()[0]
+    courier.send("delivery.arrival", {"stop_id": stop.id, **NEAR_SHOP})
+    refused = {"stop_id": stop.id, "reason_code": "customer_absent"}
+    refusal, result = courier.send("delivery.refusal", refused)
+    assert result["status"] == "applied"
+    keys = {f"vehicle-check:{check['payload']['id']}", f"refusal:{refusal['payload']['id']}"}
+    assert keys <= keys_raised()
+
+    assert keys <= remembered()
+    walk_now()
+    assert keys_remembered() & keys == set()
+
+    # The phone sends both records again, as new mutations: refused, and nothing is raised.
+    _, again = courier.send("delivery.vehicle_check", {**failed, "id": check["payload"]["id"]})
+    assert again["status"] == "rejected"
+    _, again = courier.send("delivery.refusal", {**refused, "id": refusal["payload"]["id"]})
+    assert again["status"] == "rejected"
+    assert keys_raised() & keys == set()
+
+
+def test_keys_raised_by_complaint_steps_go_once_they_cannot_recur(login):
+    rep = Phone(login("rep1", device_id=REP_PHONE), REP_PHONE)
+    major, result = rep.send("complaint.intake", intake(severity="major"))
+    assert result["status"] == "applied"
+    complaint_id = major["payload"]["id"]
+    office = login("supervisor")
+    assert step(office, complaint_id, "triage", valid="yes").status_code == 302
+    routed = {"department": "保安部", "handler_id": str(user("rep2").id)}
+    assert step(office, complaint_id, "route", **routed).status_code == 302
+    keys = {f"complaint-major:{complaint_id}", f"complaint-routed:{complaint_id}:3"}
+    assert keys <= keys_raised()
+
+    assert keys <= remembered()
+    walk_now()
+    assert keys_remembered() & keys == set()
+
+    # The intake again (a new mutation, the same complaint), and the plan sent back to routed.
+    _, again = rep.send("complaint.intake", {**intake(severity="major"), "id": complaint_id})
+    assert again["status"] == "rejected"
+    assert step(office, complaint_id, "plan", plan="换人").status_code == 302
+    assert step(office, complaint_id, "reject_plan", note="再想想").status_code == 302
+    assert keys_raised() & keys == set()
