@@ -8,9 +8,10 @@ For each size it creates a database of its own (``fa_bench_hist_<random>``), run
 migrations and the demo seed, and generates history with set-based ``INSERT ... SELECT
 generate_series`` on the server: routes, stops, proofs of delivery, arrivals, shifts, checkpoint
 scans, sign-ins, incidents, gate entries and exits, visits, complaints and their events, the
-change feed and the mutation ledger. The last 31 days and today are the same in every size
-(about 10,000 rows: one supervisor's three teams at a steady pace); a bigger size adds older
-history (three times that pace, years back), so only the history differs.
+change feed and the mutation ledger. The months the KPI page reads (this one and the five
+before it, for its trend charts) and today are the same in every size (about 50,000 rows: one
+supervisor's three teams at a steady pace, so a smaller size gets just these); a bigger size
+adds older history (three times that pace, years back), so only the history differs.
 
 It then times, through the app (Flask test client, full request and page rendering), with
 the sizes interleaved so that the load of a shared machine falls on both alike:
@@ -44,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("FIELDAPP_INSTANCE", tempfile.mkdtemp(prefix="fieldapp-bench-hist-"))
 
 ZONE = ZoneInfo("Asia/Shanghai")
-RECENT_DAYS = 31  # identical in every size: this month's KPI page and the board read these
+TREND_MONTHS = 6  # the KPI page's trend charts: this month and the five before (drilldown.trend)
 OLD_PACE = 3  # older history is generated three times as dense
 TABLES = (
     "delivery_route",
@@ -146,11 +147,14 @@ GENERATE = [
             generate_series(1, :k) i""",
     """INSERT INTO patrol_gate_entry (id, org_id, site_id, guard_id, entry_kind, direction, at,
          received_at, name, id_type, id_number, organisation, host, purpose, host_notified,
-         plate, driver, goods, pass_number)
+         plate, driver, goods, pass_number, exited_at)
        SELECT 'g' || to_char(d, 'YYYYMMDD') || '-' || i, 1, 5, 5, 'visitor', 'in',
               d::date::timestamp AT TIME ZONE 'Asia/Shanghai' + i * interval '1 hour',
               d::date::timestamp AT TIME ZONE 'Asia/Shanghai' + i * interval '1 hour',
-              '访客' || i, 'id_card', '', '', '', '', true, '', '', '', ''
+              '访客' || i, 'id_card', '', '', '', '', true, '', '', '', '',
+              -- the time of the exit below, as the app sets it with the exit
+              CASE WHEN NOT :today THEN d::date::timestamp AT TIME ZONE 'Asia/Shanghai'
+                                        + i * interval '1 hour' + interval '30 minutes' END
        FROM generate_series(CAST(:d0 AS date), CAST(:d1 AS date), interval '1 day') d,
             generate_series(1, 2 * :k) i""",
     """INSERT INTO patrol_gate_exit (id, org_id, entry_id, guard_id, at)
@@ -239,6 +243,12 @@ def drop_database(admin_url: str, name: str) -> None:
     engine.dispose()
 
 
+def trend_start(today: date) -> date:
+    """The first day of the KPI page's earliest trend month."""
+    months = today.year * 12 + today.month - 1 - (TREND_MONTHS - 1)
+    return date(months // 12, months % 12 + 1, 1)
+
+
 def generate(url: str, size: int, today: date) -> dict[str, int]:
     """Fill the history; the recent block is the same for every size."""
     engine = create_engine(url)
@@ -258,9 +268,9 @@ def generate(url: str, size: int, today: date) -> dict[str, int]:
                 conn.execute(text(statement), {"d0": d0, "d1": d1, "k": k, "today": today_block})
 
     per_day = 309  # rows one day at pace 1 makes (see GENERATE), to size the older history
-    recent = (RECENT_DAYS + 1) * per_day
+    first_recent = trend_start(today)  # identical in every size from here on
+    recent = ((today - first_recent).days + 1) * per_day
     old_days = max(0, round((size - recent) / (per_day * OLD_PACE)))
-    first_recent = today - timedelta(days=RECENT_DAYS)
     if old_days:
         start = first_recent - timedelta(days=old_days)
         step = 120  # keep each transaction a modest size

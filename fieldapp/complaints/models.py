@@ -113,6 +113,8 @@ class Complaint(db.Model):
         Index("ix_complaint_org_state", "org_id", "state"),
         # The KPI page's complaints of a month; the today board's open ones (performance.md).
         Index("ix_complaint_org_logged", "org_id", "logged_at"),
+        # The KPI page's complaint rate by unit: the complaints first known in a month.
+        Index("ix_complaint_org_known", "org_id", "first_known_at"),
         Index(
             "ix_complaint_open_reply_by",
             "org_id",

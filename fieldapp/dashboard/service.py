@@ -288,8 +288,15 @@ def delivery_counts(org_id: int, teams: list[int], first: date, following: date)
         )
         .exists()
     )
-    signed = db.select(ProofOfDelivery.stop_id).where(
-        ProofOfDelivery.signature.is_not(None), ProofOfDelivery.signature != ""
+    # Likewise per stop (ix_delivery_proof_stop_id): ``IN (…)`` read every proof ever made.
+    signed = (
+        db.select(ProofOfDelivery.id)
+        .where(
+            ProofOfDelivery.stop_id == Stop.id,
+            ProofOfDelivery.signature.is_not(None),
+            ProofOfDelivery.signature != "",
+        )
+        .exists()
     )
     query = (
         db.select(
@@ -298,7 +305,7 @@ def delivery_counts(org_id: int, teams: list[int], first: date, following: date)
             _count_if(~discrepant),
             _count_if(Stop.on_time.is_(True)),
             _count_if(Stop.on_time.is_not(None)),
-            _count_if(Stop.id.in_(signed)),
+            _count_if(signed),
         )
         .join(Route, Route.id == Stop.route_id)
         .where(

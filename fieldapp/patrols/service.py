@@ -51,7 +51,7 @@ from fieldapp.rules import patrols as rules
 from fieldapp.rules.errors import RuleViolation
 from fieldapp.rules.geo import geofence_check
 from fieldapp.rules.qrcodes import QRCodeInvalid, sign_checkpoint, verify_checkpoint
-from fieldapp.sync.engine import batch_cache
+from fieldapp.sync.engine import batch_cache, per_batch
 from fieldapp.sync.messages import register_rule_messages
 
 register_rule_messages(
@@ -295,24 +295,10 @@ def site_guards(site: Site) -> list[User]:
     )
 
 
-def _per_batch(key: tuple, load):
-    """``load()``, remembered for the rest of the sync push (see ``engine.batch_cache``).
-
-    Only for rows no record type changes (shifts, plans, checkpoints); outside a push it is
-    just ``load()``.
-    """
-    cache = batch_cache()
-    if cache is None:
-        return load()
-    if key not in cache:
-        cache[key] = load()
-    return cache[key]
-
-
 def own_shift(user: User, shift_id) -> Shift:
     """A shift of the user's own (or the one they take over from, for a handover)."""
     shift = (
-        _per_batch(("patrols.shift", shift_id), lambda: db.session.get(Shift, shift_id))
+        per_batch(("patrols.shift", shift_id), lambda: db.session.get(Shift, shift_id))
         if isinstance(shift_id, int)
         else None
     )
@@ -352,7 +338,7 @@ class RoundView:
 
 
 def plan_of(site_id: int) -> PatrolPlan | None:
-    return _per_batch(
+    return per_batch(
         ("patrols.plan", site_id),
         lambda: db.session.scalar(db.select(PatrolPlan).where(PatrolPlan.site_id == site_id)),
     )
@@ -807,9 +793,7 @@ def _withdraw_missed_sign_in(shift: Shift, sign_in: ShiftSignIn) -> AlarmWithdra
 
 
 def _shift_rounds(shift: Shift) -> list[rules.Round]:
-    return _per_batch(
-        ("patrols.rounds", shift.id), lambda: rounds_of(shift, plan_of(shift.site_id))
-    )
+    return per_batch(("patrols.rounds", shift.id), lambda: rounds_of(shift, plan_of(shift.site_id)))
 
 
 def _round_alarms_raised(shift: Shift) -> set[str]:
@@ -831,7 +815,7 @@ def _round_alarms_raised(shift: Shift) -> set[str]:
             )
         )
 
-    return _per_batch(("patrols.round_alarms", shift.id), load)
+    return per_batch(("patrols.round_alarms", shift.id), load)
 
 
 def _batch_shift_scans(
@@ -870,7 +854,7 @@ def _batch_withdrawn(shift: Shift) -> set[tuple[str, int]] | None:
     """In a sync push: (what, round number) of the shift's alarm withdrawals, read once."""
     if batch_cache() is None:
         return None
-    return _per_batch(
+    return per_batch(
         ("patrols.withdrawn", shift.id),
         lambda: {
             (row.what, row.round_number)
@@ -922,6 +906,8 @@ def _withdraw_round_alarms(
         return []
     pending = []
     for what, key in (("round_missed", "round-missed"), ("round_late", "round-late")):
+        if what == "round_late" and view.status.late:
+            continue  # stays: the round really was late (no need to look the alarm up)
         alarm_key = f"{key}:{shift.id}:{view.number}"
         if _alarm_raised(shift.org_id, alarm_key) and not _withdrawn(shift.id, what, view.number):
             pending.append((what, alarm_key))
@@ -1034,7 +1020,7 @@ def _verified_checkpoint(shift: Shift, code: str) -> Checkpoint:
     except QRCodeInvalid as invalid:
         raise RuleViolation(f"patrol.qr_{invalid.code}", str(invalid)) from None
     if batch_cache() is not None:  # a sync push: the site's active checkpoints, read once
-        checkpoint = _per_batch(
+        checkpoint = per_batch(
             ("patrols.checkpoints", shift.site_id),
             lambda: {c.code: c for c in site_checkpoints(shift.site_id)},
         ).get(verified.checkpoint_id)
@@ -1183,6 +1169,12 @@ def apply_incident(ctx, payload) -> Incident:
     return incident
 
 
+@push.forget_keys("incident-major", "incident-rapid")
+def _dead_incident_keys(now: datetime, keys: list[str]) -> list[str]:
+    """Raised with the insert of the incident, whose id the database refuses twice."""
+    return push.dead_if(keys, Incident.id)
+
+
 def incident_responses(incident_ids: list[str]) -> dict[str, list[IncidentResponse]]:
     """PAT-13: who acknowledged each incident and when they arrived, first to answer first."""
     rows = db.session.scalars(
@@ -1261,6 +1253,9 @@ def apply_gate_exit(ctx, payload) -> GateExit:
         at=_utc(ctx.device_time),
     )
     db.session.add(record)
+    # A second exit of the entry breaks GateExit's unique entry_id, and the engine's savepoint
+    # rolls this back with it, so the first exit's time stays.
+    entry.exited_at = record.at
     return record
 
 
@@ -1555,15 +1550,18 @@ def to_csv(header, rows) -> str:
 
 
 def visitors_inside(site_id: int) -> list[GateEntry]:
-    """Visitors registered in at the site who have not been let out (PAT-04, handover)."""
+    """Visitors registered in at the site who have not been let out (PAT-04, handover).
+
+    Reads only the entries still open (``ix_patrol_gate_entry_inside``), not the register's
+    whole history: ``exited_at`` is set with the exit.
+    """
     return list(
         db.session.scalars(
             db.select(GateEntry)
-            .outerjoin(GateExit, GateExit.entry_id == GateEntry.id)
             .where(
                 GateEntry.site_id == site_id,
                 GateEntry.entry_kind == "visitor",
-                GateExit.id.is_(None),
+                GateEntry.exited_at.is_(None),
             )
             .order_by(GateEntry.at)
         )
@@ -1883,6 +1881,13 @@ def check_rounds(now: datetime) -> int:
     return raised
 
 
+@push.forget_keys("round-late", "round-missed", "not-signed-in", "takeover-missing")
+def _dead_shift_alarm_keys(now: datetime, keys: list[str]) -> list[str]:
+    """The round, sign-in and takeover checks read shifts that ended ``CLOCK_LOOKBACK`` ago at
+    most, and a shift's times are fixed once it started (``change_shift``), before any alarm."""
+    return push.dead_unless(keys, Shift.id, Shift.ends_at >= now - CLOCK_LOOKBACK, convert=int)
+
+
 def sign_in_deadline(shift: Shift) -> datetime:
     return shift.starts_at + timedelta(minutes=SIGN_IN_DEADLINE_MINUTES)
 
@@ -2020,6 +2025,9 @@ def _missing_takeovers(guard_ids: list[int], start: datetime, end: datetime) -> 
             & (Next.ends_at > Shift.ends_at),
         )
         .where(Shift.ends_at >= start, Shift.ends_at < end, ~handed_over.exists())
+        # Implied by the join (the next shift spans the first one's end, which is in range);
+        # said outright so that the next shifts too are found by time, not among all shifts.
+        .where(Next.ends_at > start, Next.starts_at < end)
         .order_by(Shift.id, Next.starts_at)
     )
     incoming = {shift_id: guard_id for shift_id, guard_id in rows}  # the latest start wins

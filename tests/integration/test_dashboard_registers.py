@@ -74,6 +74,7 @@ def seeded(world):  # noqa: F811
             id_number="110101199001011234",
             host="李经理",
             purpose="送货",
+            exited_at=T + timedelta(hours=2),  # as apply_gate_exit sets it with the exit
         )
         db.session.add(entry)
         db.session.flush()

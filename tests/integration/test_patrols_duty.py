@@ -4,6 +4,7 @@ The demo seeder gives 外滩中心大门岗 four checkpoints (CP1-CP4), a plan a
 guard1/guard2; each test puts guard1 on a shift of its own around the time it needs.
 """
 
+import json
 import re
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -448,3 +449,47 @@ def test_gate_entry_kept_for_the_site(guard_phone, now):
     assert guard_phone.send("patrol.gate_entry", vehicle)["status"] == "applied"
     (entry,) = db.session.scalars(select(GateEntry))
     assert (entry.direction, entry.plate, entry.site_id) == ("out", "沪A12345", site().id)
+
+
+def _left_now_payloads(guard_phone) -> dict[str, dict]:
+    """The gate page's "Left now" forms: entry id -> the payload the phone queues on a tap."""
+    page = guard_phone.client.get("/patrols/gate").get_data(as_text=True)
+    payloads = re.findall(r"data-record-type=\"patrol.gate_exit\" data-payload='([^']*)'", page)
+    return {p["entry_id"]: p for p in map(json.loads, payloads)}
+
+
+def test_a_visitor_let_out_leaves_the_inside_list_whichever_way_the_exit_came(guard_phone, now):
+    shift_id = put_on_shift("guard1", now - timedelta(hours=1), now + timedelta(hours=8))
+    visitor = {"shift_id": shift_id, "entry_kind": "visitor", "organisation": "东方物业"}
+    ids = {}
+    for name in ("甲来宾", "乙来宾", "丙来宾"):
+        entry = guard_phone.mutation(
+            "patrol.gate_entry", {**visitor, "name": name}, at=now - timedelta(minutes=50)
+        )
+        assert guard_phone.push(entry)[0]["status"] == "applied"
+        ids[name] = entry["payload"]["id"]
+    vehicle = {"shift_id": shift_id, "entry_kind": "vehicle", "plate": "沪A12345"}
+    assert guard_phone.send("patrol.gate_entry", vehicle)["status"] == "applied"
+
+    # 甲 synced from the phone's queue, as a record made offline earlier.
+    synced_at = now - timedelta(minutes=40)
+    exit_ = {"shift_id": shift_id, "entry_id": ids["甲来宾"]}
+    assert guard_phone.send("patrol.gate_exit", exit_, at=synced_at)["status"] == "applied"
+    # 乙 through the gate page's "Left now" form, which queues exactly its payload.
+    form = _left_now_payloads(guard_phone)
+    assert set(form) == {ids["甲来宾"], ids["乙来宾"], ids["丙来宾"]} - {ids["甲来宾"]}
+    tapped_at = now - timedelta(minutes=5)
+    assert guard_phone.send("patrol.gate_exit", form[ids["乙来宾"]], at=tapped_at)["status"] == (
+        "applied"
+    )
+
+    assert [e.name for e in service.visitors_inside(site().id)] == ["丙来宾"]
+    assert set(_left_now_payloads(guard_phone)) == {ids["丙来宾"]}
+    db.session.expire_all()
+    assert db.session.get(GateEntry, ids["甲来宾"]).exited_at == synced_at
+    assert db.session.get(GateEntry, ids["乙来宾"]).exited_at == tapped_at
+    # A second "left" for 甲 (another phone's queue) is refused; the first time out stays.
+    again = guard_phone.send("patrol.gate_exit", exit_, at=now)
+    assert again["reason"] == "duplicate_record"
+    db.session.expire_all()
+    assert db.session.get(GateEntry, ids["甲来宾"]).exited_at == synced_at
