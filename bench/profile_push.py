@@ -5,11 +5,13 @@
     .venv/bin/python bench/profile_push.py --postgres URL   # a schema of its own on the server
     .venv/bin/python bench/profile_push.py --only patrol --clock   # after the rule clock's alarms
 
-Two pushes, as the benches send them: 100 ``test.note`` mutations (``bench/sync_ingest.py``)
-as the demo courier, and a patrol round (a sign-in and 99 signed checkpoint scans, two with a
-photo; ``bench/load_sync.py``) as a guard. Each is pushed ``--repeat`` times with new IDs;
-it prints the median and the fastest wall and process-CPU time per push. CPU time is what a
-loaded machine moves least: it is the figure to compare before and after a change.
+Three pushes, as the benches send them: 100 ``test.note`` mutations (``bench/sync_ingest.py``)
+as the demo courier, a patrol round (a sign-in and 99 signed checkpoint scans, two with a
+photo; ``bench/load_sync.py``) as a guard, and a courier's day (the vehicle check, then arrival
+and proof of delivery at 49 stops, 99 records; ``bench/load_sync.py``), a new courier each
+push. Each is pushed ``--repeat`` times with new IDs; it prints the median and the fastest
+wall and process-CPU time per push. CPU time is what a loaded machine moves least: it is the
+figure to compare before and after a change.
 
 ``--clock`` runs the rule clock's round check first, so the round alarms of the guards' shifts
 are raised and every patrol push is one that withdraws them (what ``load_sync.py`` pushes);
@@ -38,7 +40,7 @@ def main() -> None:
     parser.add_argument("--postgres", help="a PostgreSQL URL (postgresql+psycopg://...)")
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--profile", type=int, default=0, help="print cProfile's top N")
-    parser.add_argument("--only", choices=("note", "patrol"))
+    parser.add_argument("--only", choices=("note", "patrol", "courier"))
     parser.add_argument(
         "--clock",
         action="store_true",
@@ -75,7 +77,8 @@ def run(url: str, args) -> None:
     import load_sync
     import sync_ingest
 
-    guards, codes = load_sync.seed(url, args.repeat + 1 if args.clock else 1)
+    couriers = args.repeat + 1 if args.only in (None, "courier") else 0
+    guards, codes, routes = load_sync.seed(url, args.repeat + 1 if args.clock else 1, couriers)
     guard, shift_id = guards[0]
 
     from fieldapp import create_app
@@ -131,6 +134,25 @@ def run(url: str, args) -> None:
             shift = self.phones[self.next - 1][1]
             return load_sync.shift_records(shift, codes, ["0" * 64, "1" * 64], 1)
 
+    class Couriers:
+        """Each push is a new courier's day: the vehicle check, arrival + proof at 49 stops."""
+
+        def __init__(self):
+            self.next = 0
+            self.phones = [
+                (Phone(name, load_sync.PASSWORD), route_id, stops)
+                for name, route_id, stops in routes
+            ]
+
+        def push(self, mutations: list[dict]) -> None:
+            self.phones[self.next - 1][0].push(mutations)
+
+        def make(self) -> list[dict]:
+            self.next += 1
+            _, route_id, stops = self.phones[self.next - 1]
+            signatures = [f"{n:064x}" for n in range(len(stops))]
+            return load_sync.route_records(route_id, stops, signatures)
+
     patrol = Guards() if args.clock else None
     kinds = {
         "note": (Phone("courier1", "demo-2026"), lambda: sync_ingest.mutations(1, 100)),
@@ -141,6 +163,9 @@ def run(url: str, args) -> None:
             lambda: load_sync.shift_records(shift_id, codes, ["0" * 64, "1" * 64], 1),
         ),
     }
+    if routes:
+        couriers = Couriers()
+        kinds["courier"] = (couriers, couriers.make)
     import gc
 
     if os.environ.get("BENCH_GC") == "off":

@@ -41,7 +41,20 @@ login_manager.login_message = None
 def load_user(user_id: str) -> User | None:
     """Accept the cookie only while the user is active and their session token unchanged."""
     pk, _sep, token = user_id.partition(":")
-    user = db.session.get(User, int(pk)) if pk.isdigit() else None
+    if not pk.isdigit():
+        return None
+    device_id = session.get("device_id")
+    if device_id:
+        # The session's phone, which every request checks next (``refuse_revoked_device``), in
+        # the same round trip; kept on ``g`` so the session's identity map still holds it then.
+        row = db.session.execute(
+            db.select(User, Device)
+            .outerjoin(Device, Device.id == device_id)
+            .where(User.id == int(pk))
+        ).first()
+        user, g.session_device = row if row is not None else (None, None)
+    else:
+        user = db.session.get(User, int(pk))
     if user is None or not user.active or user.session_token != token:
         return None
     return user

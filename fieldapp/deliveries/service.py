@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.orm import selectinload
+
 from fieldapp import push
 from fieldapp.access import supervised_team_ids
 from fieldapp.deliveries.models import (
@@ -38,6 +40,7 @@ from fieldapp.rules import deliveries as rules
 from fieldapp.rules.errors import RuleViolation
 from fieldapp.rules.geo import geofence_check
 from fieldapp.sync.changes import publish
+from fieldapp.sync.engine import batch_cache, forget_in_batch, per_batch
 from fieldapp.sync.registry import Current
 
 MANAGERS = (Role.SUPERVISOR, Role.ADMIN)
@@ -92,7 +95,27 @@ def _own_stop(user: User, stop_id: str) -> Stop:
     stop = db.session.get(Stop, stop_id)
     if stop is None or stop.org_id != user.org_id or stop.route.courier_id != user.id:
         raise RuleViolation("delivery.stop_not_found", "No such stop on your routes.")
+    if batch_cache() is not None:
+        _route_stops_in_batch(stop.route_id)
     return stop
+
+
+def _route_stops_in_batch(route_id: int) -> None:
+    """A sync push: the route's stops with their slips and shops, read once for the batch.
+
+    A courier's push walks most stops of a route; one by one each costs a query for its slip
+    items and one for its shop. Kept in the batch cache, they stay in the session's identity
+    map, so ``db.session.get`` and the relationships find them without asking the database.
+    These are the session's own objects, so a record's change to a stop is seen at once.
+    """
+    per_batch(
+        ("deliveries.route_stops", route_id),
+        lambda: db.session.scalars(
+            db.select(Stop)
+            .where(Stop.route_id == route_id)
+            .options(selectinload(Stop.items), selectinload(Stop.site))
+        ).all(),
+    )
 
 
 def _own_route(user: User, route_id: int) -> Route:
@@ -230,11 +253,15 @@ def daypack_pages(user: User) -> list[str]:
 
 
 def latest_vehicle_check(route: Route) -> VehicleCheck | None:
-    return db.session.scalar(
-        db.select(VehicleCheck)
-        .where(VehicleCheck.route_id == route.id)
-        .order_by(VehicleCheck.device_time.desc(), VehicleCheck.received_at.desc())
-        .limit(1)
+    # Once per sync push (every stop asks): a vehicle check in the push forgets it.
+    return per_batch(
+        ("deliveries.vehicle_check", route.id),
+        lambda: db.session.scalar(
+            db.select(VehicleCheck)
+            .where(VehicleCheck.route_id == route.id)
+            .order_by(VehicleCheck.device_time.desc(), VehicleCheck.received_at.desc())
+            .limit(1)
+        ),
     )
 
 
@@ -355,11 +382,29 @@ def _require_open(stop: Stop) -> None:
 
 
 def _require_arrived(stop: Stop) -> None:
-    arrived = db.session.scalar(
-        db.select(StopArrival.id).where(StopArrival.stop_id == stop.id).limit(1)
-    )
-    if arrived is None or stop.state == StopState.PENDING:
+    if stop.state == StopState.PENDING or not _has_arrival(stop):
         raise RuleViolation("delivery.arrive_first", "Record the arrival at the stop first.")
+
+
+def _has_arrival(stop: Stop) -> bool:
+    if batch_cache() is None:
+        arrival = db.select(StopArrival.id).where(StopArrival.stop_id == stop.id).limit(1)
+        return db.session.scalar(arrival) is not None
+    return stop.id in _arrived_stops(stop.route_id)
+
+
+def _arrived_stops(route_id: int) -> set[str]:
+    """The route's stops with an arrival, once per sync push (``record_arrival`` adds to it)."""
+    return per_batch(
+        ("deliveries.arrived", route_id),
+        lambda: set(
+            db.session.scalars(
+                db.select(StopArrival.stop_id)
+                .join(Stop, Stop.id == StopArrival.stop_id)
+                .where(Stop.route_id == route_id)
+            )
+        ),
+    )
 
 
 def record_vehicle_check(ctx, payload) -> VehicleCheck:
@@ -378,6 +423,7 @@ def record_vehicle_check(ctx, payload) -> VehicleCheck:
         note=payload.note.strip(),
     )
     db.session.add(check)
+    forget_in_batch(("deliveries.vehicle_check", route.id))
     if blocked:
         failed = ", ".join(name for name, ok in results.items() if not ok)
         push.notify(
@@ -393,6 +439,12 @@ def record_vehicle_check(ctx, payload) -> VehicleCheck:
             dedupe_key=f"vehicle-check:{payload.id}",
         )
     return check
+
+
+@push.forget_keys("vehicle-check")
+def _dead_vehicle_check_keys(now: datetime, keys: list[str]) -> list[str]:
+    """Raised with the insert of its check, whose id the database refuses twice."""
+    return push.dead_if(keys, VehicleCheck.id)
 
 
 def record_arrival(ctx, payload) -> StopArrival:
@@ -435,19 +487,27 @@ def record_arrival(ctx, payload) -> StopArrival:
         out_of_order_reason=reason,
     )
     db.session.add(arrival)
-    db.session.flush()
+    if batch_cache() is not None:
+        _arrived_stops(stop.route_id).add(stop.id)
     if stop.state == StopState.PENDING:
         _bump(stop, state=StopState.ARRIVED, arrived_at=ctx.device_time)
     return arrival
 
 
-def _item_codes_of_load(route: Route) -> dict[str, str]:
-    """Every item code on the day's loads of the organisation -> the customer it is for."""
+def _customers_of_codes(route: Route, codes: list[str]) -> dict[str, str]:
+    """Scanned item codes on the day's loads of the organisation -> the customer each is for.
+
+    Only the codes asked about: the whole day's load is thousands of rows in a big depot.
+    """
+    if not codes:
+        return {}
     rows = db.session.execute(
         db.select(SlipItem.code, Stop.customer_code)
         .join(Stop, Stop.id == SlipItem.stop_id)
         .join(Route, Route.id == Stop.route_id)
-        .where(Route.org_id == route.org_id, Route.date == route.date)
+        .where(
+            Route.org_id == route.org_id, Route.date == route.date, SlipItem.code.in_(set(codes))
+        )
     ).all()
     return {code: customer for code, customer in rows}
 
@@ -472,7 +532,7 @@ def record_proof(ctx, payload) -> ProofOfDelivery:
 
     checked = set(rules.split_codes(payload.checked_codes))
     scanned = rules.split_codes(payload.scanned_codes)
-    load = _item_codes_of_load(route)
+    load = _customers_of_codes(route, scanned)
     check = rules.check_item_codes(
         stop.customer_code, (rules.ScannedItem(code, load.get(code)) for code in scanned)
     )
@@ -543,7 +603,6 @@ def record_proof(ctx, payload) -> ProofOfDelivery:
         correction_reason=payload.correction_reason.strip(),
     )
     db.session.add(proof)
-    db.session.flush()
     if correcting is None:
         _bump(stop, state=StopState.DELIVERED, delivered_at=ctx.device_time, on_time=on_time)
     return proof
@@ -645,6 +704,12 @@ def correct_proof(
     return correction
 
 
+@push.forget_keys("correction")
+def _dead_correction_keys(now: datetime, keys: list[str]) -> list[str]:
+    """Raised with the insert of its correction, whose new id the database refuses twice."""
+    return push.dead_if(keys, ProofOfDelivery.id)
+
+
 def record_refusal(ctx, payload) -> Refusal:
     """DEL-07: refused or failed; the stop stays open for the dispatcher, who is told at once."""
     stop = _own_stop(ctx.user, payload.stop_id)
@@ -677,6 +742,12 @@ def record_refusal(ctx, payload) -> Refusal:
         dedupe_key=f"refusal:{refusal.id}",
     )
     return refusal
+
+
+@push.forget_keys("refusal")
+def _dead_refusal_keys(now: datetime, keys: list[str]) -> list[str]:
+    """Raised with the insert of its refusal, whose id the database refuses twice."""
+    return push.dead_if(keys, Refusal.id)
 
 
 def record_cash_handover(ctx, payload) -> CashHandover:
@@ -1443,6 +1514,16 @@ def late_stops(now: datetime) -> int:
     return raised
 
 
+# Closed for good: no path leads a stop out of these (a refused stop may be re-delivered).
+_FINAL_STATES = frozenset({StopState.DELIVERED, StopState.RETURNED, StopState.SKIPPED})
+
+
+@push.forget_keys("delivery-late")
+def _dead_late_keys(now: datetime, keys: list[str]) -> list[str]:
+    """The check reads open stops; the promise may be moved, so only a final state is final."""
+    return push.dead_unless(keys, Stop.id, Stop.state.not_in([s.value for s in _FINAL_STATES]))
+
+
 RISK_HORIZON = timedelta(hours=12)
 
 
@@ -1484,6 +1565,19 @@ def late_soon_stops(now: datetime) -> int:
             )
             raised += event is not None
     return raised
+
+
+@push.forget_keys("delivery-late-soon")
+def _dead_late_soon_keys(now: datetime, keys: list[str]) -> list[str]:
+    """The check reads promises still ahead, and the key holds its promise: once past, dead."""
+    return [key for key in keys if _promise_passed(key, now)]
+
+
+def _promise_passed(key: str, now: datetime) -> bool:
+    try:
+        return datetime.fromisoformat(key.split(":", 2)[2]) <= now
+    except (IndexError, TypeError, ValueError):  # not a key this check wrote: kept
+        return False
 
 
 # ----- the customer's rating, from the e-receipt (DEL-15) -----------------------------------

@@ -1,6 +1,7 @@
 """The change feed: what a phone must learn about, in a sequence it can resume from."""
 
-from sqlalchemy import or_
+from sqlalchemy import event, inspect, or_
+from sqlalchemy.orm import Session
 
 from fieldapp.access import supervised_team_ids
 from fieldapp.extensions import db
@@ -8,6 +9,7 @@ from fieldapp.models import Role, User
 from fieldapp.sync.models import Change
 
 PULL_LIMIT = 500
+QUEUED = "fieldapp.sync.queued_changes"  # session.info: changes not flushed yet, by record
 # The cursor is a change's place in the feed, ``Change.pos``, numbered when its transaction
 # commits and in commit order (a database trigger, see ``Change``): once a pull sees a number,
 # every lower number is already visible or never will be, so the cursor moves straight to the
@@ -31,18 +33,35 @@ def publish(
     team_id=None,
     deleted: bool = False,
 ) -> None:
-    """Queue a change for the phones that need it; committed with the caller's transaction."""
-    db.session.add(
-        Change(
-            org_id=org_id,
-            user_id=user_id,
-            team_id=team_id,
-            entity=entity,
-            entity_id=str(entity_id),
-            data=data,
-            deleted=deleted,
-        )
+    """Queue a change for the phones that need it; committed with the caller's transaction.
+
+    Published again for the same record and audience before the session flushes (a courier's
+    push: the stop arrived, then delivered), the queued change is rewritten, not doubled: both
+    would commit together, so no phone could ever see the first. (Savepoints flush when they
+    begin, so a change is never rewritten across one.)
+    """
+    queued = db.session.info.setdefault(QUEUED, {})
+    key = (org_id, entity, str(entity_id), user_id, team_id)
+    change = queued.get(key)
+    if change is not None and inspect(change).pending:
+        change.data, change.deleted = data, deleted
+        return
+    change = Change(
+        org_id=org_id,
+        user_id=user_id,
+        team_id=team_id,
+        entity=entity,
+        entity_id=str(entity_id),
+        data=data,
+        deleted=deleted,
     )
+    db.session.add(change)
+    queued[key] = change
+
+
+@event.listens_for(Session, "after_flush_postexec")
+def _forget_queued(session: Session, _flush_context) -> None:
+    session.info.pop(QUEUED, None)  # flushed: nothing left to rewrite
 
 
 def _audience(user: User):

@@ -142,6 +142,27 @@ def batch_cache() -> dict | None:
     return g.get("sync_batch_cache") if has_app_context() else None
 
 
+def per_batch(key: tuple, load):
+    """``load()``, remembered for the rest of the sync push (see ``batch_cache``).
+
+    Outside a push it is just ``load()``. For what no record type changes, or what the record
+    type that changes it forgets (``forget_in_batch``) or keeps up to date itself.
+    """
+    cache = batch_cache()
+    if cache is None:
+        return load()
+    if key not in cache:
+        cache[key] = load()
+    return cache[key]
+
+
+def forget_in_batch(key: tuple) -> None:
+    """A record changed what ``key`` holds: the next ``per_batch`` of it reads it again."""
+    cache = batch_cache()
+    if cache is not None:
+        cache.pop(key, None)
+
+
 def push(user: User, device: Device, mutations: list[MutationIn]) -> list[Result]:
     """Apply ``mutations`` in order; the caller commits once and answers after the commit."""
     known = {

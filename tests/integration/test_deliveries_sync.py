@@ -194,6 +194,44 @@ def test_a_failed_vehicle_check_blocks_the_start_and_alerts_the_dispatcher(couri
     assert arrival["status"] == "applied"
 
 
+def test_a_whole_day_sent_in_one_push_is_judged_record_by_record(courier):
+    """A phone offline all day sends the day at once: each record meets the rules as the
+    courier met them, in order, whatever the server remembers for the length of the push."""
+    route_stops = stops()
+    check = courier.mutation("delivery.vehicle_check", {"route_id": the_route().id, **CHECK_OK})
+    day = [check]
+    for stop in route_stops:
+        day.append(courier.mutation("delivery.arrival", {"stop_id": stop.id, **NEAR_SHOP}))
+        day.append(courier.mutation("delivery.proof", proof_payload(stop)))
+    before = db.session.scalar(select(func.max(Change.seq)))
+    results = courier.push(day)
+    assert [r["status"] for r in results] == ["applied"] * len(day), results
+    assert [s.state for s in stops()] == ["delivered"] * len(route_stops)
+    assert count(StopArrival) == count(ProofOfDelivery) == len(route_stops)
+    # The phone learns each stop's end state once, not "arrived" and then "delivered".
+    learned = db.session.scalars(
+        select(Change).where(Change.seq > before, Change.entity == "delivery.stop")
+    ).all()
+    assert sorted(c.entity_id for c in learned) == sorted(s.id for s in route_stops)
+    assert {(c.data["state"], c.data["version"]) for c in learned} == {("delivered", 3)}
+
+
+def test_a_failed_check_in_the_middle_of_a_push_stops_the_rest_of_the_route(courier):
+    start_route(courier)
+    first, second = stops()[:2]
+    failed = {**CHECK_OK, "insurance": False}
+    results = courier.push(
+        [
+            courier.mutation("delivery.arrival", {"stop_id": first.id}),
+            courier.mutation("delivery.vehicle_check", {"route_id": the_route().id, **failed}),
+            courier.mutation("delivery.arrival", {"stop_id": second.id}),
+        ]
+    )
+    assert [r["status"] for r in results] == ["applied", "applied", "rejected"], results
+    assert results[2]["reason"] == "delivery.vehicle_check_failed"
+    assert [s.state for s in stops()[:2]] == ["arrived", "pending"]
+
+
 def test_no_stop_before_any_vehicle_check(courier):
     _, arrival = courier.send("delivery.arrival", {"stop_id": stops()[0].id})
     assert arrival["reason"] == "delivery.vehicle_check_required"
