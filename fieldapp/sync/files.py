@@ -13,9 +13,11 @@ Where the bytes are kept (a directory or an S3-compatible bucket, pieces include
 """
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from flask import current_app
+from sqlalchemy.exc import IntegrityError
 
 from fieldapp.extensions import db
 from fieldapp.models import User, utcnow
@@ -56,8 +58,58 @@ def get_for_org(sha256: str, org_id: int) -> StoredFile | None:
     return stored if stored is not None and stored.org_id == org_id else None
 
 
-def begin(user: User, sha256: str, size: int, content_type: str) -> StoredFile:
+@dataclass(frozen=True)
+class UploadState:
+    """What the upload answer reports, taken before the commit (which expires the row)."""
+
+    sha256: str
+    size: int
+    received: int
+    complete: bool
+
+
+def _state(stored: StoredFile) -> UploadState:
+    return UploadState(stored.sha256, stored.size, stored.received, stored.complete)
+
+
+def begin(user: User, sha256: str, size: int, content_type: str) -> UploadState:
     """Announce a file; announcing it again (a resumed upload) changes nothing."""
+    stored = _announce(user, sha256, size, content_type)
+    state = _state(stored)
+    if stored in db.session.new:
+        try:
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()  # announced by another phone meanwhile: answer from theirs
+            return begin(user, sha256, size, content_type)
+    return state
+
+
+def begin_with_piece(
+    user: User, sha256: str, size: int, content_type: str, offset: int, chunk: bytes
+) -> UploadState:
+    """Creation with upload: announce and append in one request, answering what announcing and
+    then appending would (a file already known resumes, or is complete, as after ``begin``)."""
+    stored = _announce(user, sha256, size, content_type)
+    if stored not in db.session.new:
+        return append(stored, offset, chunk)
+    # One transaction for both: the row is inserted at the commit, as the piece left it (for a
+    # whole file, one INSERT). A piece that is not the whole file is written to the store: the
+    # row is inserted first then, so a concurrent first upload of the file waits for this one
+    # instead of writing pieces too.
+    try:
+        if offset or len(chunk) != size:
+            db.session.flush()
+        return _append_locked(stored, offset, chunk)
+    except IntegrityError:
+        # Another phone of the organisation sent the same new file at the same moment and its
+        # row came first: go on from what that upload holds, as if this one had come later.
+        db.session.rollback()
+        return begin_with_piece(user, sha256, size, content_type, offset, chunk)
+
+
+def _announce(user: User, sha256: str, size: int, content_type: str) -> StoredFile:
+    """The file's row, new (added, not committed) or known to the user's organisation."""
     if content_type not in MAGIC:
         raise UploadError(415, "unsupported_type")
     if not 0 < size <= MAX_FILE_BYTES:
@@ -71,32 +123,42 @@ def begin(user: User, sha256: str, size: int, content_type: str) -> StoredFile:
             content_type=content_type,
             size=size,
             received=0,
+            complete=False,
         )
         db.session.add(stored)
-        db.session.commit()
     elif stored.org_id != user.org_id:
         # The same photo in two organisations: each keeps its own copy of nothing; refuse.
         raise UploadError(409, "exists_elsewhere")
     return stored
 
 
-def append(stored: StoredFile, offset: int, chunk: bytes) -> StoredFile:
+def append(stored: StoredFile, offset: int, chunk: bytes) -> UploadState:
     """Add the next piece at ``offset``; the last piece verifies hash and type."""
     # Pieces of one upload may reach several workers at once (a retry while the first attempt
     # is still running): one at a time per file. (SQLite takes no row locks; it has one writer.)
     db.session.refresh(stored, with_for_update=True)
+    return _append_locked(stored, offset, chunk)
+
+
+def _append_locked(stored: StoredFile, offset: int, chunk: bytes) -> UploadState:
     if stored.complete:
-        return stored
+        return _state(stored)
     if offset != stored.received:
         raise UploadError(409, "offset_mismatch", stored.received)
     if len(chunk) > CHUNK_LIMIT or offset + len(chunk) > stored.size:
         raise UploadError(413, "too_large", stored.received)
     store = storage.store()
     try:
-        store.write_piece(stored.sha256, offset, chunk)
-        stored.received = offset + len(chunk)
-        if stored.received == stored.size:
-            _finish(store, stored)
+        if offset == 0 and len(chunk) == stored.size:
+            # The whole file at once (a signature, a small photo): checked as it came, with no
+            # piece written to the store and read back.
+            stored.received = len(chunk)
+            _finish(store, stored, chunk)
+        else:
+            store.write_piece(stored.sha256, offset, chunk)
+            stored.received = offset + len(chunk)
+            if stored.received == stored.size:
+                _finish(store, stored, store.read_partial(stored.sha256))
     except storage.PiecesLost:
         # The store lost what the database counted (pieces expired by a lifecycle rule, a
         # volume restored without them): the phone sends it again from 0, and the piece at 0
@@ -110,16 +172,16 @@ def append(stored: StoredFile, offset: int, chunk: bytes) -> StoredFile:
         db.session.rollback()
         current_app.logger.error("upload %s: file store unavailable: %s", stored.sha256, error)
         raise UploadError(503, "storage_unavailable", offset) from None
+    state = _state(stored)
     db.session.commit()
-    return stored
+    return state
 
 
 # Why an image that matched its hash is refused (``images.ImageRefused.reason``): HTTP status.
 REFUSED_STATUS = {"too_many_pixels": 413, "damaged_image": 415}
 
 
-def _finish(store, stored: StoredFile) -> None:
-    data = store.read_partial(stored.sha256)
+def _finish(store, stored: StoredFile, data: bytes) -> None:
     if hashlib.sha256(data).hexdigest() != stored.sha256:
         _start_over(store, stored)
         raise UploadError(422, "hash_mismatch", 0)

@@ -156,20 +156,34 @@ def openapi_document() -> dict:
                 },
                 "patch": {
                     "summary": "Append the next piece at Upload-Offset",
+                    "description": "With Upload-Length, creation with upload: announces the "
+                    "file too (its type as Content-Type), answered as the POST then the PATCH "
+                    "would be; without it, an unknown file is 404.",
                     "parameters": [
                         {
                             "name": "Upload-Offset",
                             "in": "header",
                             "required": True,
                             "schema": {"type": "integer"},
-                        }
+                        },
+                        {
+                            "name": "Upload-Length",
+                            "in": "header",
+                            "required": False,
+                            "description": "The whole file's size: announce it with this piece",
+                            "schema": {"type": "integer", "minimum": 1},
+                        },
                     ],
                     "requestBody": {
                         "required": True,
                         "content": {
-                            "application/offset+octet-stream": {
-                                "schema": {"type": "string", "format": "binary"}
-                            }
+                            kind: {"schema": {"type": "string", "format": "binary"}}
+                            for kind in (
+                                "application/offset+octet-stream",
+                                "image/jpeg",
+                                "image/png",
+                                "image/webp",
+                            )
                         },
                     },
                     "responses": {
@@ -187,10 +201,19 @@ def openapi_document() -> dict:
                 },
                 "get": {
                     "summary": "The file, once complete",
+                    "description": "Conditional (ETag, If-None-Match) and byte ranges (Range, "
+                    "If-Range; one range per request, several get the whole file), from the "
+                    "volume and from an S3-compatible bucket alike.",
                     "responses": {
                         "200": {"description": "the image"},
+                        "206": {"description": "the range asked for (Content-Range)"},
+                        "304": {"description": "not modified (If-None-Match)"},
                         "400": {"description": "not a sha256 digest"},
                         "404": {"description": "unknown file"},
+                        "416": _json(
+                            {"$ref": "#/components/schemas/Error"},
+                            "the range is outside the file (Content-Range: bytes */size)",
+                        ),
                         "503": _json(
                             {"$ref": "#/components/schemas/Error"}, "the file store is unreachable"
                         ),

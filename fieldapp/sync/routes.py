@@ -180,6 +180,7 @@ def _checked_sha(sha256: str) -> str:
 
 
 def _upload_state(stored):
+    """``stored``: a ``files.UploadState`` or a loaded ``StoredFile``; both read without a query."""
     response = jsonify(
         sha256=stored.sha256, size=stored.size, offset=stored.received, complete=stored.complete
     )
@@ -217,10 +218,10 @@ def begin_upload(sha256: str):
     if type(size) is not int or size <= 0 or not isinstance(content_type, str):
         return error_response(400, _("Give the file's size and type."), "invalid")
     try:
-        stored = files.begin(current_user, _checked_sha(sha256), size, content_type)
+        state = files.begin(current_user, _checked_sha(sha256), size, content_type)
     except files.UploadError as error:
         return _upload_error(error)
-    return _upload_state(stored)
+    return _upload_state(state)
 
 
 @bp.route("/api/sync/files/<sha256>", methods=["HEAD", "GET"])
@@ -233,12 +234,18 @@ def file_state_or_content(sha256: str):
     if request.method == "HEAD" or not stored.complete:
         return _upload_state(stored)
     # Streamed through the app from either store (a bucket's objects stay private), with the
-    # stored bytes' own length, ETag and Last-Modified; If-None-Match answers 304.
+    # stored bytes' own length, ETag and Last-Modified; If-None-Match answers 304, a Range 206.
     try:
         response = storage.store().serve(stored.sha256, stored.content_type, max_age=31536000)
     except storage.Unavailable as error:
         current_app.logger.error("file %s: file store unavailable: %s", stored.sha256, error)
         return error_response(503, _("The file cannot be read just now."), "storage_unavailable")
+    except storage.RangeNotSatisfiable as error:
+        refused, status = error_response(
+            416, _("The requested range is outside the file."), "range_not_satisfiable"
+        )
+        refused.headers["Content-Range"] = f"bytes */{error.size}"
+        return refused, status
     response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
     return response
 
@@ -246,18 +253,44 @@ def file_state_or_content(sha256: str):
 @bp.patch("/api/sync/files/<sha256>")
 @login_required
 def append_upload(sha256: str):
-    """Send the next piece of a file from ``Upload-Offset``."""
-    stored = files.get_for_org(_checked_sha(sha256), current_user.org_id)
+    """Send the next piece of a file from ``Upload-Offset``; with ``Upload-Length`` (and the
+    file's type as ``Content-Type``) it also announces the file, as the POST would."""
+    sha256 = _checked_sha(sha256)
+    if "Upload-Length" in request.headers:
+        return _begin_with_piece(sha256)
+    stored = files.get_for_org(sha256, current_user.org_id)
     if stored is None:
         abort(404)
-    offset = request.headers.get("Upload-Offset", type=int)
+    offset = _upload_offset()
     if offset is None:
         return error_response(400, _("Give the Upload-Offset header."), "invalid")
     try:
-        stored = files.append(stored, offset, request.get_data(cache=False))
+        state = files.append(stored, offset, request.get_data(cache=False))
     except files.UploadError as error:
         return _upload_error(error)
-    return _upload_state(stored)
+    return _upload_state(state)
+
+
+def _begin_with_piece(sha256: str):
+    """Creation with upload: one request where a small file would otherwise take two."""
+    size = _whole_number(request.headers["Upload-Length"])
+    offset = _upload_offset()
+    if not size:
+        return error_response(400, _("Give the file's size and type."), "invalid")
+    if offset is None:
+        return error_response(400, _("Give the Upload-Offset header."), "invalid")
+    user = current_user._get_current_object()
+    try:
+        state = files.begin_with_piece(
+            user, sha256, size, request.mimetype, offset, request.get_data(cache=False)
+        )
+    except files.UploadError as error:
+        return _upload_error(error)
+    return _upload_state(state)
+
+
+def _upload_offset() -> int | None:
+    return request.headers.get("Upload-Offset", type=int)
 
 
 # ----- documentation and pages ----------------------------------------------------------

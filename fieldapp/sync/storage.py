@@ -26,6 +26,8 @@ import threading
 from pathlib import Path
 
 from flask import Response, abort, current_app, request, send_file
+from werkzeug.exceptions import RequestedRangeNotSatisfiable
+from werkzeug.http import parse_range_header
 
 # A piece smaller than this is joined to the one before it rather than kept as an object of its
 # own, so a client sending tiny pieces cannot make a 10 MiB upload into millions of objects.
@@ -41,6 +43,15 @@ class PiecesLost(Exception):
 
 class Unavailable(Exception):
     """The store could not be reached or answered with an error; try again later."""
+
+
+class RangeNotSatisfiable(Exception):
+    """The request's byte ``Range`` lies outside the file or is malformed: answer 416 with
+    ``Content-Range: bytes */size``."""
+
+    def __init__(self, size: int):
+        super().__init__(size)
+        self.size = size
 
 
 class LocalStore:
@@ -91,7 +102,11 @@ class LocalStore:
             raise
 
     def serve(self, sha256: str, content_type: str, max_age: int) -> Response:
-        return send_file(self.path(sha256), mimetype=content_type, max_age=max_age)
+        response = send_file(
+            self.path(sha256), mimetype=content_type, max_age=max_age, conditional=False
+        )
+        _answer_conditions(response, response.content_length)
+        return response
 
 
 class S3Store:
@@ -169,19 +184,15 @@ class S3Store:
 
     def serve(self, sha256: str, content_type: str, max_age: int) -> Response:
         """Stream the object through the app (the organisation check stays here), with the
-        store's ETag and Last-Modified, answering ``If-None-Match``/``If-Modified-Since``."""
-        from botocore.exceptions import ClientError
-
-        try:
-            with _translated(missing_ok=True):
-                found = self.client.get_object(Bucket=self.bucket, Key=self.key(sha256))
-        except ClientError:
-            abort(404)  # as send_file answers for a file missing from the volume
-        body = found["Body"]
-        response = Response(
-            body.iter_chunks(STREAM_CHUNK), mimetype=content_type, direct_passthrough=True
-        )
-        response.call_on_close(body.close)
+        store's ETag and Last-Modified, answering conditions and a ``Range`` as the volume does.
+        Only the bytes sent are asked of the bucket (GetObject's own ``Range``)."""
+        key = self.key(sha256)
+        # Without a Range one GET does (a 304 closes its body unread). With one, the object's
+        # size and ETag first decide which bytes to send (If-Range, 416), then one GET asks for
+        # just those: a video player's seek must not pull the whole file out of the bucket.
+        ranged = "Range" in request.headers
+        found = self._find(key, head=ranged)
+        response = Response(mimetype=content_type, direct_passthrough=True)
         response.content_length = found["ContentLength"]
         etag = found.get("ETag", "").strip('"')
         if etag:
@@ -189,7 +200,34 @@ class S3Store:
         if found.get("LastModified"):
             response.last_modified = found["LastModified"]
         response.cache_control.max_age = max_age
-        return response.make_conditional(request)
+        _answer_conditions(response, found["ContentLength"])
+        if ranged and response.status_code == 206:
+            sent = response.content_range
+            found = self._find(key, byte_range=f"bytes={sent.start}-{sent.stop - 1}")
+            if found["ContentLength"] != sent.stop - sent.start:
+                found["Body"].close()  # a store that ignored the Range: never send wrong bytes
+                raise Unavailable(f"{key}: asked for {sent}, got {found['ContentLength']} bytes")
+        elif ranged and response.status_code == 200:
+            found = self._find(key)  # If-Range no longer matches, or several ranges
+        if "Body" in found:
+            body = found["Body"]
+            response.response = body.iter_chunks(STREAM_CHUNK)
+            response.call_on_close(body.close)
+        return response
+
+    def _find(self, key: str, head: bool = False, byte_range: str | None = None) -> dict:
+        """The object's size, ETag, Last-Modified and (unless ``head``) its body, or only the
+        bytes of ``byte_range``; 404 when it is missing."""
+        from botocore.exceptions import ClientError
+
+        try:
+            with _translated(missing_ok=True):
+                if head:
+                    return self.client.head_object(Bucket=self.bucket, Key=key)
+                extra = {"Range": byte_range} if byte_range else {}
+                return self.client.get_object(Bucket=self.bucket, Key=key, **extra)
+        except ClientError:
+            abort(404)  # as for a file missing from the volume
 
     def _get(self, key: str) -> bytes:
         with _translated():
@@ -206,6 +244,22 @@ class S3Store:
                 )
             if answer.get("Errors"):
                 raise Unavailable(f"could not delete {answer['Errors'][0]}")
+
+
+def _answer_conditions(response: Response, size: int) -> None:
+    """Werkzeug's answer to If-None-Match/If-Modified-Since (304), If-Match (412), Range and
+    If-Range (206, 416), the same for both stores. A request for several ranges gets the whole
+    file (200), as RFC 9110 allows, rather than a multipart/byteranges answer; so does a range
+    in a unit other than bytes, which RFC 9110 says to ignore."""
+    environ = request.environ
+    wanted = parse_range_header(request.headers.get("Range"))
+    if wanted is not None and (wanted.units != "bytes" or len(wanted.ranges) > 1):
+        environ = {name: value for name, value in environ.items() if name != "HTTP_RANGE"}
+    try:
+        response.make_conditional(environ, accept_ranges=True, complete_length=size)
+    except RequestedRangeNotSatisfiable:
+        response.close()  # the volume's open file
+        raise RangeNotSatisfiable(size) from None
 
 
 class _translated:

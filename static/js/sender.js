@@ -71,7 +71,7 @@ function client(csrf) {
       init.headers["Content-Type"] = "application/json";
     } else if (body !== undefined) {
       init.body = body;
-      init.headers["Content-Type"] = "application/offset+octet-stream";
+      init.headers["Content-Type"] ||= "application/offset+octet-stream";
     }
     const response = await fetch(url, init); // a network failure throws: we are offline
     if (response.status === 401) throw new Stop("login");
@@ -145,25 +145,27 @@ function finalRefusal(response, answer) {
   return FINAL[response.status]?.has(reason) ? reason : null;
 }
 
-// Files go up in pieces; an interrupted upload resumes from what the server has. A file the
-// server refuses for good is marked so (kept on the phone, shown on the outbox page) and is
-// not sent again.
+// Files go up in pieces; an interrupted upload resumes from what the server has. A file that
+// fits in one piece (a signature, a small photo) is announced and sent in one request
+// ("creation with upload": Upload-Length and its type with the piece); a larger one is
+// announced first. A file the server refuses for good is marked so (kept on the phone, shown
+// on the outbox page) and is not sent again.
 async function uploadFiles(api, device) {
   for (const file of await outbox.unconfirmedFiles(device)) {
     if (!file.blob) continue;
     const url = `/api/sync/files/${file.sha256}`;
-    let response = await api("POST", url, { json: { size: file.size, content_type: file.type } });
-    if (!response.ok) {
-      const refused = finalRefusal(response, await response.json().catch(() => null));
-      if (refused) await outbox.refuseFile(file.sha256, refused);
-      continue; // otherwise a passing problem: tried again at the next sync
-    }
-    let state = await response.json();
+    let state = file.size > CHUNK ? await announce(api, url, file) : { complete: false, offset: 0, create: true };
     let restarts = 0;
     let refused = null;
-    while (!state.complete) {
+    while (state && !state.complete) {
       const piece = file.blob.slice(state.offset, state.offset + CHUNK);
-      response = await api("PATCH", url, { body: piece, headers: { "Upload-Offset": String(state.offset) } });
+      const headers = { "Upload-Offset": String(state.offset) };
+      if (state.create) Object.assign(headers, { "Upload-Length": String(file.size), "Content-Type": file.type });
+      const response = await api("PATCH", url, { body: piece, headers });
+      if (state.create && response.status === 404) { // a server from before creation with upload
+        state = await announce(api, url, file);
+        continue;
+      }
       const next = await response.json().catch(() => null);
       // 409: the server has a different amount (resume from there); 422: damaged, start over.
       const resumable = response.ok || response.status === 409 || (response.status === 422 && restarts++ < RESTARTS);
@@ -171,9 +173,19 @@ async function uploadFiles(api, device) {
       if (next?.offset === undefined || next.offset === null) break;
       state = { complete: Boolean(next.complete), offset: next.offset };
     }
-    if (state.complete) await outbox.confirmFile(file.sha256);
+    if (state?.complete) await outbox.confirmFile(file.sha256);
     else if (refused) await outbox.refuseFile(file.sha256, refused);
   }
+}
+
+// POST: the server learns the file's size and type and says how much it has. Null when it
+// refused (for good: the file is marked so) or could not answer (tried at the next sync).
+async function announce(api, url, file) {
+  const response = await api("POST", url, { json: { size: file.size, content_type: file.type } });
+  if (response.ok) return response.json();
+  const refused = finalRefusal(response, await response.json().catch(() => null));
+  if (refused) await outbox.refuseFile(file.sha256, refused);
+  return null;
 }
 
 // Kinds of pulled change that the offline pages show (the server draws them into the pages the

@@ -110,7 +110,7 @@ def test_a_refused_photo_is_sent_once_kept_and_shown(fresh_phone, fresh_server):
     refusal = item.locator("p.file-refused")
     expect(refusal).to_have_text(re.compile(r"^Photo refused by the server: damaged image · "))
     expect(refusal).to_contain_text("Kept on this phone and not sent again.")
-    assert requests == ["POST", "PATCH"]  # announced and sent once: the server said 415
+    assert requests == ["PATCH"]  # announced and sent in one request, once: the server said 415
 
     stored = page.evaluate(STORED_FILE, sha256)
     assert stored["refused"]["reason"] == "damaged_image" and stored["refused"]["at"] > 0
@@ -121,8 +121,8 @@ def test_a_refused_photo_is_sent_once_kept_and_shown(fresh_phone, fresh_server):
     base = page.evaluate(MODULE, "")
     page.evaluate(FLUSH, base)
     page.evaluate(FLUSH, base)
-    assert requests == ["POST", "PATCH"]
-    assert server_saw(fresh_server, sha256) == ["POST", "PATCH"]
+    assert requests == ["PATCH"]
+    assert server_saw(fresh_server, sha256) == ["PATCH"]
     status = page.locator("#sync-status")
     expect(status).to_contain_text("1 need your attention")
     expect(status).not_to_contain_text("to upload")
@@ -137,7 +137,7 @@ def test_a_refused_photo_is_sent_once_kept_and_shown(fresh_phone, fresh_server):
     expect(
         page.locator("li.outbox-item", has_text="坏照片").locator("p.file-refused")
     ).to_have_text(re.compile(r"^Photo refused by the server: damaged image"))
-    assert requests == ["POST", "PATCH"]  # opening the page synced again: still nothing sent
+    assert requests == ["PATCH"]  # opening the page synced again: still nothing sent
     screenshot(page, "sync-outbox-refused-photo")
 
 
@@ -160,13 +160,13 @@ def test_a_busy_server_is_tried_again(fresh_phone):
     base = page.evaluate(MODULE, "")
 
     page.evaluate(FLUSH, base)
-    assert answered_busy == ["POST"] and requests == ["POST"]
+    assert answered_busy == ["PATCH"] and requests == ["PATCH"]
     stored = page.evaluate(STORED_FILE, sha256)
     assert stored["refused"] is None and stored["confirmed"] is False
     expect(page.locator("#sync-status")).to_contain_text("1 photos or signatures to upload")
 
     page.evaluate(FLUSH, base)  # the next sync tries again, and it goes through
-    assert requests == ["POST", "POST", "PATCH"]
+    assert requests == ["PATCH", "PATCH"]
     stored = page.evaluate(STORED_FILE, sha256)
     assert stored["confirmed"] is True and stored["size"] is None  # the server has it: bytes go
     expect(page.locator("#sync-status")).to_contain_text("All synced")

@@ -5,8 +5,10 @@ import io
 
 import pytest
 from PIL import Image
+from sqlalchemy import event, insert, select
 
 from fieldapp.extensions import db
+from fieldapp.models import User
 from fieldapp.sync import files
 from fieldapp.sync.models import StoredFile
 from tests.integration.test_sync_engine import PHONE, Phone, note
@@ -49,6 +51,20 @@ class Uploader:
             headers={
                 "X-CSRFToken": self.client.token,
                 "Upload-Offset": str(offset),
+                "Accept-Language": "en",
+            },
+        )
+
+    def create(self, sha, data, content_type="image/jpeg", length=None, offset=0):
+        """Creation with upload: announce and send ``data`` in one PATCH."""
+        return self.client.raw.patch(
+            f"/api/sync/files/{sha}",
+            data=data,
+            headers={
+                "X-CSRFToken": self.client.token,
+                "Upload-Offset": str(offset),
+                "Upload-Length": str(len(data) if length is None else length),
+                "Content-Type": content_type,
                 "Accept-Language": "en",
             },
         )
@@ -132,22 +148,27 @@ def test_size_limits_and_bad_references(courier):
     assert courier.raw.get("/api/sync/files/not-a-hash").status_code == 400
 
 
-def test_another_organisations_user_cannot_read_a_file(courier, login):
+def add_stranger(username="stranger", role=None):
+    """A user of another organisation."""
     from fieldapp.models import Organisation, Role, User
 
-    data = jpeg(colour=(1, 2, 3))
-    up = Uploader(courier)
-    sha, _ = up.begin(data)
-    up.send(sha, 0, data)
     other_org = Organisation(code="OTHER", name="别的公司")
     db.session.add(other_org)
     db.session.flush()
     stranger = User(
-        org_id=other_org.id, username="stranger", display_name="外人", role=Role.SUPERVISOR
+        org_id=other_org.id, username=username, display_name="外人", role=role or Role.SUPERVISOR
     )
     stranger.set_password("demo-2026")
     db.session.add(stranger)
     db.session.commit()
+
+
+def test_another_organisations_user_cannot_read_a_file(courier, login):
+    data = jpeg(colour=(1, 2, 3))
+    up = Uploader(courier)
+    sha, _ = up.begin(data)
+    up.send(sha, 0, data)
+    add_stranger()
     assert login("stranger").raw.get(f"/api/sync/files/{sha}").status_code == 404
     assert login("supervisor").raw.get(f"/api/sync/files/{sha}").status_code == 200
 
@@ -237,3 +258,140 @@ def test_a_truncated_photo_is_refused_with_a_reason(courier):
     assert_refused_and_nothing_stored(courier, sha, response, 415, "damaged_image")
     # The whole photo under its own hash still goes through.
     assert upload(courier, whole, "image/jpeg")[1].json["complete"] is True
+
+
+# ----- creation with upload: a small file in one request ------------------------------------
+
+
+def test_a_small_file_is_announced_and_sent_in_one_request(courier):
+    data = signature_png()
+    sha = hashlib.sha256(data).hexdigest()
+    phone = Phone(courier, PHONE)
+    assert phone.push([note(1, signature=sha)]).json["results"][0]["files_missing"] == [sha]
+    done = Uploader(courier).create(sha, data, "image/png")
+    assert done.status_code == 200, done.json
+    assert done.json == {"sha256": sha, "size": len(data), "offset": len(data), "complete": True}
+    assert done.headers["Upload-Offset"] == str(len(data))
+    assert courier.raw.get(f"/api/sync/files/{sha}").headers["Content-Type"] == "image/png"
+    again = phone.push([note(2, signature=sha)]).json["results"][0]
+    assert again["status"] == "applied" and "files_missing" not in again
+
+
+@pytest.mark.parametrize("one_request", [True, False])
+def test_the_same_new_file_from_two_phones_at_once_is_stored_once(courier, one_request):
+    """Two couriers photograph the same crate: the second upload's row meets the first's."""
+    data = signature_png()
+    sha = hashlib.sha256(data).hexdigest()
+    other_courier = db.session.scalar(select(User).where(User.username == "courier2"))
+
+    raced = []
+
+    def the_other_phone_gets_there_first(session, _context, _instances):
+        # Just before this request inserts the file's row, another request commits it.
+        if raced or not any(isinstance(o, StoredFile) for o in session.new):
+            return
+        raced.append(True)
+        with db.engine.begin() as other:
+            other.execute(
+                insert(StoredFile).values(
+                    sha256=sha,
+                    org_id=other_courier.org_id,
+                    uploaded_by_id=other_courier.id,
+                    content_type="image/png",
+                    size=len(data),
+                    received=0,
+                    complete=False,
+                )
+            )
+
+    event.listen(db.session, "before_flush", the_other_phone_gets_there_first)
+    up = Uploader(courier)
+    if one_request:
+        answer = up.create(sha, data, "image/png")
+        assert answer.status_code == 200, answer.json
+        assert answer.json["complete"] is True
+    else:
+        _, announced = up.begin(data, "image/png")
+        assert announced.status_code == 200, announced.json
+        assert announced.json["offset"] == 0
+        assert up.send(sha, 0, data).json["complete"] is True
+    event.remove(db.session, "before_flush", the_other_phone_gets_there_first)
+    assert raced
+    db.session.expire_all()
+    assert db.session.get(StoredFile, sha).complete
+
+
+def test_one_request_answers_as_announcing_then_sending_would(courier):
+    data = jpeg(colour=(40, 80, 160))
+    up = Uploader(courier)
+    sha, _ = up.begin(data)
+    half = len(data) // 2
+    up.send(sha, 0, data[:half])
+    # The server has part of it (sent from another attempt): go on from there.
+    resumed = up.create(sha, data)
+    assert resumed.status_code == 409 and resumed.json["error"] == "offset_mismatch"
+    assert resumed.json["offset"] == half and resumed.headers["Upload-Offset"] == str(half)
+    assert up.send(sha, half, data[half:]).json["complete"] is True
+    # The server has it all (the same photo in a second record): nothing to send.
+    known = up.create(sha, data)
+    assert known.status_code == 200
+    assert known.json == {"sha256": sha, "size": len(data), "offset": len(data), "complete": True}
+
+
+def test_a_larger_file_may_be_announced_with_its_first_piece(courier):
+    data = jpeg(colour=(120, 60, 30))
+    sha = hashlib.sha256(data).hexdigest()
+    up = Uploader(courier)
+    half = len(data) // 2
+    first = up.create(sha, data[:half], length=len(data))
+    assert first.status_code == 200
+    assert first.json == {"sha256": sha, "size": len(data), "offset": half, "complete": False}
+    assert up.send(sha, half, data[half:]).json["complete"] is True
+    assert courier.raw.get(f"/api/sync/files/{sha}").data == data
+
+
+def test_one_request_is_refused_as_announcing_then_sending_would(courier):
+    up = Uploader(courier)
+    data = jpeg(colour=(5, 50, 5))
+    sha = hashlib.sha256(data).hexdigest()
+    wrong_type = up.create(sha, data, content_type="application/x-php")
+    assert wrong_type.status_code == 415 and wrong_type.json["error"] == "unsupported_type"
+    too_large = up.create(sha, data, length=50 * 1024 * 1024)
+    assert too_large.status_code == 413 and too_large.json["error"] == "too_large"
+    longer_than_said = up.create(sha, data, length=len(data) - 1)
+    assert longer_than_said.status_code == 413 and longer_than_said.json["error"] == "too_large"
+    no_length = up.create(sha, data, length="")
+    assert no_length.status_code == 400 and no_length.json["error"] == "invalid"
+    assert db.session.get(StoredFile, sha) is None  # none of these announced it
+
+    damaged = up.create(sha, data[:-10] + b"0123456789")
+    assert damaged.status_code == 422 and damaged.json["error"] == "hash_mismatch"
+    assert damaged.headers["Upload-Offset"] == "0"
+    assert courier.raw.head(f"/api/sync/files/{sha}").headers["Upload-Offset"] == "0"
+    assert up.create(sha, data).json["complete"] is True
+
+    text = b"<?php system($_GET['x']); ?> not a photo at all"
+    not_an_image = up.create(hashlib.sha256(text).hexdigest(), text)
+    assert not_an_image.status_code == 415 and not_an_image.json["error"] == "not_an_image"
+    bomb = png_claiming(30000, 30000)
+    bomb_sha = hashlib.sha256(bomb).hexdigest()
+    response = up.create(bomb_sha, bomb, content_type="image/png")
+    assert_refused_and_nothing_stored(courier, bomb_sha, response, 413, "too_many_pixels")
+
+
+def test_without_upload_length_an_unknown_file_is_not_found(courier):
+    data = jpeg(colour=(70, 7, 70))
+    sha = hashlib.sha256(data).hexdigest()
+    assert Uploader(courier).send(sha, 0, data).status_code == 404
+    assert db.session.get(StoredFile, sha) is None
+
+
+def test_one_request_cannot_touch_another_organisations_file(courier, login):
+    data = jpeg(colour=(11, 22, 33))
+    add_stranger(username="outsider")
+    outsider = Uploader(login("outsider"))
+    sha = hashlib.sha256(data).hexdigest()
+    assert outsider.create(sha, data).json["complete"] is True
+    taken = Uploader(courier).create(sha, data)
+    assert taken.status_code == 409 and taken.json["error"] == "exists_elsewhere"
+    assert courier.raw.get(f"/api/sync/files/{sha}").status_code == 404
