@@ -30,8 +30,9 @@ phone does:
      the post's checkpoints), two of them with a photo. A courier, in one push of 99: the
      vehicle check, then at each stop the arrival and the proof of delivery (every slip item
      ticked, cash where the shop pays cash, the customer's signature);
-  3. uploads the files the server reports missing, each announce + one PATCH: a guard's two
-     small JPEGs, a courier's 49 signatures (small PNGs).
+  3. uploads the files the server reports missing, each in one PATCH with ``Upload-Length``
+     as the phone sends a file of one piece (``--announce``: a POST first, the protocol's
+     first form): a guard's two small JPEGs, a courier's 49 signatures (small PNGs).
 
 Logins happen before the clock starts (the guards' password hashes are cheap PBKDF2 so 500
 logins do not dominate the run). Devices run ``--clients`` at a time, each request timed on
@@ -41,7 +42,7 @@ figures, the server's own time for the same requests (gunicorn's access log, ``%
 the CPU seconds used during the load by the web workers, PostgreSQL's backends of the bench
 database, this client, the queue worker and everything else on the machine (``/proc``), so
 that a starved or client-bound run shows as such. Loopback only; the request count is
-bounded: guards x (2 + batches + 4) + couriers x (3 + 2 x 49).
+bounded: guards x (2 + batches + 2) + couriers x (3 + 49), twice the files with ``--announce``.
 """
 
 import argparse
@@ -370,7 +371,9 @@ def route_records(route_id: int, stops: list, signatures: list[str]) -> list[dic
     ]
 
 
-def run_device(base, stats: Stats, device: dict, codes: list[str], batches: int) -> None:
+def run_device(
+    base, stats: Stats, device: dict, codes: list[str], batches: int, announce: bool = False
+) -> None:
     session, device_id = device["session"], device["device_id"]
     pack = stats.time("daypack", lambda: session.get(f"{base}/api/sync/daypack", timeout=60))
     cursor = pack.json()["cursor"] if pack is not None else 0
@@ -416,22 +419,25 @@ def run_device(base, stats: Stats, device: dict, codes: list[str], batches: int)
         if content is None:
             continue
         mime = "image/png" if content.startswith(b"\x89PNG") else "image/jpeg"
-        announced = stats.time(
-            "file announce",
-            lambda sha=sha, content=content, mime=mime: session.post(
-                f"{base}/api/sync/files/{sha}",
-                json={"size": len(content), "content_type": mime},
-                timeout=60,
-            ),
-        )
-        offset = announced.json().get("offset", 0) if announced is not None else 0
+        headers = {"Upload-Offset": "0", "Content-Type": mime}
+        if announce:  # the protocol's first form: announce, then send from the offset given
+            announced = stats.time(
+                "file announce",
+                lambda sha=sha, content=content, mime=mime: session.post(
+                    f"{base}/api/sync/files/{sha}",
+                    json={"size": len(content), "content_type": mime},
+                    timeout=60,
+                ),
+            )
+            offset = announced.json().get("offset", 0) if announced is not None else 0
+            headers["Upload-Offset"] = str(offset)
+        else:  # as the phone sends a file of one piece: announced with it (Upload-Length)
+            offset = 0
+            headers["Upload-Length"] = str(len(content))
         stats.time(
             "file upload",
-            lambda sha=sha, content=content, offset=offset, mime=mime: session.patch(
-                f"{base}/api/sync/files/{sha}",
-                data=content[offset:],
-                headers={"Upload-Offset": str(offset), "Content-Type": mime},
-                timeout=60,
+            lambda sha=sha, content=content, offset=offset, headers=headers: session.patch(
+                f"{base}/api/sync/files/{sha}", data=content[offset:], headers=headers, timeout=60
             ),
         )
 
@@ -708,6 +714,12 @@ def main() -> None:
         "(a queue of its own); 'none' runs the clock in every web worker instead",
     )
     parser.add_argument("--batches", type=int, default=1, help="100-mutation pushes per device")
+    parser.add_argument(
+        "--announce",
+        action="store_true",
+        help="announce every file with a POST before sending it (the phone sends a file of one "
+        "piece in one PATCH with Upload-Length)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database")
     parser.add_argument(
         "--sqlite", action="store_true", help="a SQLite file in a temporary folder instead"
@@ -822,7 +834,12 @@ def main() -> None:
         load_before = _loadavg()
         began = time.perf_counter()
         with ThreadPoolExecutor(args.clients) as pool:
-            list(pool.map(lambda d: run_device(base, stats, d, codes, args.batches), devices))
+            list(
+                pool.map(
+                    lambda d: run_device(base, stats, d, codes, args.batches, args.announce),
+                    devices,
+                )
+            )
         elapsed = time.perf_counter() - began
         cpu_after = cpu_use(server.pid, queue_worker and queue_worker.pid, name)
 
