@@ -62,14 +62,19 @@ def as_file(data: bytes, kind: str) -> dict:
     return {"bytes": list(data), "sha256": hashlib.sha256(data).hexdigest(), "type": kind}
 
 
-def test_a_small_file_goes_in_one_request_a_large_one_in_pieces(phone, live_server):
+def courier_outbox(phone):
+    """The courier's outbox page, once the sync it starts on opening is over (from then on the
+    test's syncs alone); with the base URL of the app's modules."""
     page = phone.new_page()
     log_in(page, "courier1")
     wait_for_service_worker(page)
     page.goto("/sync/outbox")
-    # The sync the page starts when it opens is over: from here on the test's syncs alone.
     page.wait_for_function("() => document.documentElement.dataset.offlineReady")
-    base = page.evaluate(MODULE, "")
+    return page, page.evaluate(MODULE, "")
+
+
+def test_a_small_file_goes_in_one_request_a_large_one_in_pieces(phone, live_server):
+    page, base = courier_outbox(phone)
 
     sig = as_file(signature(), "image/png")
     large = as_file(photo(640, 480), "image/jpeg")
@@ -112,12 +117,7 @@ def test_a_small_file_goes_in_one_request_a_large_one_in_pieces(phone, live_serv
 def test_a_server_without_one_request_uploads_gets_the_file_announced_first(phone, live_server):
     """A phone already on the new page meets a server rolled back to before creation with
     upload: that server answers an unknown file's PATCH with 404, and the phone announces it."""
-    page = phone.new_page()
-    log_in(page, "courier1")
-    wait_for_service_worker(page)
-    page.goto("/sync/outbox")
-    page.wait_for_function("() => document.documentElement.dataset.offlineReady")
-    base = page.evaluate(MODULE, "")
+    page, base = courier_outbox(phone)
     sig = as_file(signature(), "image/png")
     url = f"**/api/sync/files/{sig['sha256']}"
 
