@@ -8,7 +8,13 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from fieldapp import config, errors, i18n, security
+from fieldapp import (
+    config,
+    errors,
+    i18n,
+    pool,  # noqa: F401  (its listener replaces pooled connections the server closed)
+    security,
+)
 from fieldapp.extensions import babel, csrf, db, htmx, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent

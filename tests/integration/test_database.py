@@ -1,8 +1,12 @@
 """Migrations build the schema the models describe, on SQLite and PostgreSQL alike."""
 
+import time
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
+from sqlalchemy import create_engine, text
 
 from fieldapp.demo import USERS, seed_demo
 from fieldapp.extensions import db
@@ -79,3 +83,22 @@ def test_field_evidence_is_append_only(app):
     ):
         for action in ("before_update", "before_delete"):
             assert event.contains(model, action, _refuse_change), (model.__name__, action)
+
+
+def test_a_pooled_connection_the_server_closed_is_replaced_before_use(app, database_url):
+    """A database restart or failover ends the app's idle connections: the next request gets
+    a new one instead of an error (fieldapp.pool)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has no server to close the connection")
+    with db.engine.connect() as conn:
+        closed_pid = conn.scalar(text("SELECT pg_backend_pid()"))
+    # The connection is back in the pool, idle; the server ends it (and has, once it is gone).
+    with create_engine(database_url).connect() as admin:
+        assert admin.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": closed_pid})
+        alive = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
+        deadline = time.monotonic() + 5
+        while admin.scalar(alive, {"pid": closed_pid}) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    time.sleep(0.05)  # and its socket closed
+    with db.engine.connect() as conn:  # no error: a new connection
+        assert conn.scalar(text("SELECT pg_backend_pid()")) != closed_pid
