@@ -119,6 +119,7 @@ def duty():
         names=names,
         sign_ins=service.sign_ins(shift.id) if shift else [],
         data=json.dumps(data, ensure_ascii=False),
+        upcoming=service.upcoming_shifts(current_user, shift, utcnow()),
         now=utcnow(),
     )
 

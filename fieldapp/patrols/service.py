@@ -307,6 +307,24 @@ def own_shift(user: User, shift_id) -> Shift:
     return shift
 
 
+UPCOMING = timedelta(days=14)
+
+
+def upcoming_shifts(user: User, shown: Shift | None, now: datetime) -> list[Shift]:
+    """The guard's next shifts over two weeks, but the one the duty page shows: the duty page
+    is kept offline with the day pack and fetched again when the roster changes, so the phone
+    knows the coming shifts without a signal."""
+    query = db.select(Shift).where(
+        Shift.org_id == user.org_id,
+        Shift.guard_id == user.id,
+        Shift.starts_at > now,
+        Shift.starts_at < now + UPCOMING,
+    )
+    if shown is not None:
+        query = query.where(Shift.id != shown.id)
+    return list(db.session.scalars(query.order_by(Shift.starts_at).limit(20)))
+
+
 def current_shift(user: User, now: datetime | None = None) -> Shift | None:
     """The guard's shift on duty now, or the next one starting soon, or the one just ended."""
     now = now or utcnow()

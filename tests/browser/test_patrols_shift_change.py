@@ -107,6 +107,48 @@ def test_a_moved_shift_shows_on_the_open_page_and_offline_after_one_sync(
     expect(page.locator(".patrol-shift")).not_to_contain_text(f"{old:%H:%M}")
 
 
+def roster_shift(browser, playwright_instance, server, day, start: str, end: str) -> None:
+    """The supervisor rosters guard1 at the demo post on ``day`` (site time) by the form."""
+    site_id, guard_id = query(
+        server,
+        "SELECT site.id, user.id FROM site, user WHERE site.name = ? AND user.username = ?",
+        SITE,
+        "guard1",
+    )[0]
+    office = new_phone(browser, playwright_instance, server)
+    boss = office.new_page()
+    log_in(boss, "supervisor")
+    boss.goto(f"/patrols/sites/{site_id}/roster")
+    boss.select_option("#guard_id", str(guard_id))
+    boss.fill("#day", f"{day:%Y-%m-%d}")
+    boss.fill("#start", start)
+    boss.fill("#end", end)
+    boss.click("form.card button.primary[type=submit]")
+    boss.wait_for_url("**/roster**")
+    office.close()
+
+
+def test_a_shift_rostered_for_next_week_shows_among_the_next_shifts_offline(
+    browser, playwright_instance, fresh_server, fresh_phone
+):
+    shift_id, start = guard1_due_soon(fresh_server)
+    old, _ = times(fresh_server, shift_id, start)
+    page = duty_page_kept(fresh_phone, old)
+    next_shifts = page.locator("#next-shifts")
+    expect(next_shifts.locator("li.muted")).to_have_count(1)  # none rostered yet
+    day = (old + timedelta(days=6)).date()
+    roster_shift(browser, playwright_instance, fresh_server, day, "07:00", "15:00")
+
+    fresh_phone.set_offline(True)  # the phone gets the network back: one sync
+    fresh_phone.set_offline(False)
+    expect(next_shifts).to_contain_text(f"{day:%m-%d} 07:00–15:00", timeout=60_000)
+    expect(next_shifts.locator("li.muted")).to_have_count(0)
+    fresh_phone.set_offline(True)
+    open_offline(page, "/patrols/duty", "#next-shifts")
+    expect(page.locator("#next-shifts")).to_contain_text(f"{day:%m-%d} 07:00–15:00")
+    expect(page.locator(".patrol-shift")).to_contain_text(f"{old:%H:%M}")  # today's unchanged
+
+
 def duty_page_fetches(server) -> int:
     log = (server.instance / "server.log").read_text(encoding="utf-8", errors="replace")
     return len(re.findall(r"GET /patrols/duty HTTP", log))
