@@ -442,38 +442,30 @@ def test_the_duty_page_lists_the_guards_next_two_weeks_of_shifts(guard_phone, no
     put_on_shift("guard1", now - timedelta(hours=1), now + timedelta(hours=8))
     guard, the_site = user("guard1"), site()
     post = db.session.scalar(select(Post).where(Post.site_id == the_site.id))
-    for start in (now - timedelta(days=2), now + timedelta(days=20)):
-        db.session.add(
-            Shift(
-                org_id=guard.org_id,
-                site_id=the_site.id,
-                post_id=post.id,
-                guard_id=guard.id,
-                starts_at=start,
-                ends_at=start + timedelta(hours=8),
-            )
-        )
-    db.session.commit()
 
-    page = guard_phone.client.get("/patrols/duty").get_data(as_text=True)
-    listed = re.search(r'id="next-shifts".*?</section>', page, re.S).group(0)
+    def rostered(*starts) -> str:
+        """Roster eight-hour shifts at ``starts``; the duty page's list of next shifts."""
+        for start in starts:
+            db.session.add(
+                Shift(
+                    org_id=guard.org_id,
+                    site_id=the_site.id,
+                    post_id=post.id,
+                    guard_id=guard.id,
+                    starts_at=start,
+                    ends_at=start + timedelta(hours=8),
+                )
+            )
+        db.session.commit()
+        page = guard_phone.client.get("/patrols/duty").get_data(as_text=True)
+        return re.search(r'id="next-shifts".*?</section>', page, re.S).group(0)
+
     # Neither the past nor the far one; the one on duty is not "next": "none rostered".
+    listed = rostered(now - timedelta(days=2), now + timedelta(days=20))
     assert '<li class="muted">' in listed and "<li>" not in listed
 
     soon = now + timedelta(days=1)
-    db.session.add(
-        Shift(
-            org_id=guard.org_id,
-            site_id=the_site.id,
-            post_id=post.id,
-            guard_id=guard.id,
-            starts_at=soon,
-            ends_at=soon + timedelta(hours=8),
-        )
-    )
-    db.session.commit()
-    page = guard_phone.client.get("/patrols/duty").get_data(as_text=True)
-    listed = re.search(r'id="next-shifts".*?</section>', page, re.S).group(0)
+    listed = rostered(soon)
     local = soon.astimezone(ZoneInfo("Asia/Shanghai"))  # shown in the site's time
     assert f"{local:%m-%d %H:%M}–{local + timedelta(hours=8):%H:%M}" in listed
     assert listed.count("<li>") == 1 and SITE in listed and post.name in listed
