@@ -484,10 +484,7 @@ def _escalate(complaint: Complaint, taker: User) -> None:
     )
 
 
-@push.forget_keys("complaint-major")
-def _dead_major_keys(now: datetime, keys: list[str]) -> list[str]:
-    """Raised only by ``take_complaint``, with the insert of the complaint (its id is unique)."""
-    return push.dead_if(keys, Complaint.id)
+push.forget_once_stored(Complaint.id, "complaint-major")  # raised only by take_complaint
 
 
 def for_phone(complaint: Complaint) -> dict:

@@ -441,10 +441,7 @@ def record_vehicle_check(ctx, payload) -> VehicleCheck:
     return check
 
 
-@push.forget_keys("vehicle-check")
-def _dead_vehicle_check_keys(now: datetime, keys: list[str]) -> list[str]:
-    """Raised with the insert of its check, whose id the database refuses twice."""
-    return push.dead_if(keys, VehicleCheck.id)
+push.forget_once_stored(VehicleCheck.id, "vehicle-check")
 
 
 def record_arrival(ctx, payload) -> StopArrival:
@@ -704,10 +701,7 @@ def correct_proof(
     return correction
 
 
-@push.forget_keys("correction")
-def _dead_correction_keys(now: datetime, keys: list[str]) -> list[str]:
-    """Raised with the insert of its correction, whose new id the database refuses twice."""
-    return push.dead_if(keys, ProofOfDelivery.id)
+push.forget_once_stored(ProofOfDelivery.id, "correction")  # the correcting proof's id
 
 
 def record_refusal(ctx, payload) -> Refusal:
@@ -744,10 +738,7 @@ def record_refusal(ctx, payload) -> Refusal:
     return refusal
 
 
-@push.forget_keys("refusal")
-def _dead_refusal_keys(now: datetime, keys: list[str]) -> list[str]:
-    """Raised with the insert of its refusal, whose id the database refuses twice."""
-    return push.dead_if(keys, Refusal.id)
+push.forget_once_stored(Refusal.id, "refusal")
 
 
 def record_cash_handover(ctx, payload) -> CashHandover:

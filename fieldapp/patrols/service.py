@@ -924,12 +924,18 @@ def _withdraw_round_alarms(
         return []
     pending = []
     for what, key in (("round_missed", "round-missed"), ("round_late", "round-late")):
-        if what == "round_late" and view.status.late:
-            continue  # stays: the round really was late (no need to look the alarm up)
+        if _alarm_stays(what, view.status):
+            continue  # no need to look the alarm up
         alarm_key = f"{key}:{shift.id}:{view.number}"
         if _alarm_raised(shift.org_id, alarm_key) and not _withdrawn(shift.id, what, view.number):
             pending.append((what, alarm_key))
     return _withdraw_for_done_round(shift, scan, view.number, view.status, pending)
+
+
+def _alarm_stays(what: str, status) -> bool:
+    """A "late" alarm about a done round stays when the round really was finished after its
+    window; a "missed" one never does."""
+    return what == "round_late" and status.late
 
 
 def _withdraw_for_done_round(
@@ -941,8 +947,8 @@ def _withdraw_for_done_round(
     completed = status.completed_at
     result = []
     for what, alarm_key in pending:
-        if what == "round_late" and status.late:
-            continue  # the round really was finished after its window
+        if _alarm_stays(what, status):
+            continue
         withdrawal = _withdraw(
             shift,
             what,
@@ -1187,10 +1193,7 @@ def apply_incident(ctx, payload) -> Incident:
     return incident
 
 
-@push.forget_keys("incident-major", "incident-rapid")
-def _dead_incident_keys(now: datetime, keys: list[str]) -> list[str]:
-    """Raised with the insert of the incident, whose id the database refuses twice."""
-    return push.dead_if(keys, Incident.id)
+push.forget_once_stored(Incident.id, "incident-major", "incident-rapid")
 
 
 def incident_responses(incident_ids: list[str]) -> dict[str, list[IncidentResponse]]:

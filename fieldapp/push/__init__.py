@@ -14,7 +14,7 @@ raises with a ``dedupe_key`` says with ``forget_keys`` when its keys are dead (`
 
 from flask_babel import lazy_gettext as _l
 
-from fieldapp.push.dedupe import dead_if, dead_unless, forget_keys
+from fieldapp.push.dedupe import dead_if, dead_unless, forget_keys, forget_once_stored
 from fieldapp.push.kinds import ALARM_TTL, ASSIGNMENT_TTL, Channel, Kind, declare
 from fieldapp.push.service import notify, withdraw
 
@@ -27,6 +27,7 @@ __all__ = [
     "dead_unless",
     "declare",
     "forget_keys",
+    "forget_once_stored",
     "notify",
     "withdraw",
 ]

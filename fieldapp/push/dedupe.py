@@ -45,6 +45,13 @@ def forget_keys(*kinds: str):
     return decorator
 
 
+def forget_once_stored(id_column, *kinds: str) -> None:
+    """Keys of alarms raised with the insert of their record (``kind:<record id>``): the
+    database refuses that id a second time, so once the record is stored the alarm cannot be
+    raised again."""
+    forget_keys(*kinds)(lambda now, keys: dead_if(keys, id_column))
+
+
 def dead_unless(keys: list[str], id_column, *still_live, convert: Callable[[str], Any] = str):
     """The keys whose id (the part after the kind) names no row with ``still_live`` true: for a
     check that reads only such rows, when a row never comes back to them."""

@@ -261,7 +261,7 @@ def append_upload(sha256: str):
     stored = files.get_for_org(sha256, current_user.org_id)
     if stored is None:
         abort(404)
-    offset = _upload_offset()
+    offset = request.headers.get("Upload-Offset", type=int)
     if offset is None:
         return error_response(400, _("Give the Upload-Offset header."), "invalid")
     try:
@@ -274,23 +274,18 @@ def append_upload(sha256: str):
 def _begin_with_piece(sha256: str):
     """Creation with upload: one request where a small file would otherwise take two."""
     size = _whole_number(request.headers["Upload-Length"])
-    offset = _upload_offset()
+    offset = request.headers.get("Upload-Offset", type=int)
     if not size:
         return error_response(400, _("Give the file's size and type."), "invalid")
     if offset is None:
         return error_response(400, _("Give the Upload-Offset header."), "invalid")
-    user = current_user._get_current_object()
     try:
         state = files.begin_with_piece(
-            user, sha256, size, request.mimetype, offset, request.get_data(cache=False)
+            current_user, sha256, size, request.mimetype, offset, request.get_data(cache=False)
         )
     except files.UploadError as error:
         return _upload_error(error)
     return _upload_state(state)
-
-
-def _upload_offset() -> int | None:
-    return request.headers.get("Upload-Offset", type=int)
 
 
 # ----- documentation and pages ----------------------------------------------------------

@@ -686,10 +686,7 @@ def forced_visit_for(visit: Visit) -> ReturnVisit | None:
     return rv
 
 
-@push.forget_keys("visit-onsite-assigned")
-def _dead_assigned_keys(now: datetime, keys: list[str]) -> list[str]:
-    """Raised with the insert of the return visit (a new id): dead once it is stored."""
-    return push.dead_if(keys, ReturnVisit.id)
+push.forget_once_stored(ReturnVisit.id, "visit-onsite-assigned")
 
 
 @jobs.rule_check("visits.forced_onsite_missed")
